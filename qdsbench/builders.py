@@ -1,0 +1,51 @@
+"""Build the run's objects from a composed config; shared by train, eval and later tools (convert, analyze)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from qdsbench import data, models, tasks
+
+
+def to_dict(node: Any) -> dict[str, Any]:
+    if node is None:
+        return {}
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+
+
+def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
+    kwargs = to_dict(cfg.data)
+    return data.create(kwargs.pop("name"), **kwargs)
+
+
+def build_net(cfg: DictConfig):
+    kwargs = to_dict(cfg.model)
+    return models.create(kwargs.pop("name"), attention=to_dict(cfg.attention), **kwargs)
+
+
+def build_task(cfg: DictConfig, net=None) -> pl.LightningModule:
+    kwargs = to_dict(cfg.task)
+    name = kwargs.pop("name")
+    return tasks.create(
+        name, net=net if net is not None else build_net(cfg), num_classes=cfg.data.num_classes,
+        max_epochs=cfg.trainer.get("max_epochs") or 1, **kwargs,
+    )
+
+
+def _instantiate_dict(node: DictConfig | None) -> list:
+    """Callbacks and loggers are dicts of named entries so that one can be nulled from the command line."""
+    if not node:
+        return []
+    return [instantiate(entry) for entry in node.values() if entry is not None and "_target_" in entry]
+
+
+def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    return _instantiate_dict(cfg.get("callbacks"))
+
+
+def build_loggers(cfg: DictConfig) -> list:
+    return _instantiate_dict(cfg.get("logger"))

@@ -1,0 +1,27 @@
+"""User errors (bad option, missing dataset, NaN loss, reused run dir) end the process with one line.
+
+Hydra reports exceptions raised inside a task with a trimmed traceback; a SystemExit passes through it,
+so user errors are turned into one line on stderr and exit code 2 inside the task function.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+from qdsbench.data.errors import DatasetMissingError
+from qdsbench.registry import UnknownNameError
+from qdsbench.runrecord import RunDirectoryInUseError
+from qdsbench.tasks.classification import NonFiniteLossError
+
+USER_ERRORS = (UnknownNameError, DatasetMissingError, RunDirectoryInUseError, NonFiniteLossError, ValueError)
+T = TypeVar("T")
+
+
+def exit_on_user_error(entry: Callable[[], T]) -> T:
+    try:
+        return entry()
+    except USER_ERRORS as err:
+        print(f"qdsbench: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,25 @@
+"""``qdsbench-train``: Hydra entry point for training (fit, then test on the best checkpoint)."""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig, open_dict
+
+import qdsbench  # noqa: F401  (sets OMP_WAIT_POLICY / WANDB_MODE before torch loads)
+from qdsbench.cli._config import config_dir
+from qdsbench.cli.errors import exit_on_user_error
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    from qdsbench.train import train
+
+    with open_dict(cfg):
+        cfg._command = " ".join(["qdsbench-train", *sys.argv[1:]])
+    metrics = exit_on_user_error(lambda: train(cfg))
+    monitor = cfg.get("optimized_metric")
+    return metrics.get(monitor) if monitor else None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Re-evaluate a finished run from its directory: its own config snapshot, its own checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from qdsbench.builders import build_datamodule, build_task
+from qdsbench.runrecord import RUN_FILE, atomic_write_json, now_iso
+
+SPLITS = ("test", "val")
+
+
+def load_run_config(run_dir: str | Path) -> DictConfig:
+    path = Path(run_dir) / ".hydra" / "config.yaml"
+    if not path.is_file():
+        raise ValueError(f"run_dir={run_dir} has no .hydra/config.yaml; pass a qdsbench run directory")
+    return OmegaConf.load(path)
+
+
+def resolve_checkpoint(run_dir: Path, ckpt_path: str | None) -> Path:
+    if ckpt_path:
+        candidate = Path(ckpt_path)
+    else:
+        record = json.loads((run_dir / RUN_FILE).read_text()) if (run_dir / RUN_FILE).is_file() else {}
+        ckpts = record.get("checkpoints") or {}
+        candidate = Path(ckpts.get("best") or ckpts.get("last") or run_dir / "checkpoints" / "last.ckpt")
+    if not candidate.is_file():
+        raise ValueError(f"checkpoint {candidate} does not exist; pass ckpt_path=<file.ckpt>")
+    return candidate
+
+
+def load_task(run_dir: str | Path, ckpt_path: str | None = None, overrides: dict[str, Any] | None = None):
+    """(cfg, task with trained weights, datamodule) for a finished run: the notebook entry point."""
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    for key, value in (overrides or {}).items():
+        OmegaConf.update(cfg, key, value, force_add=True)
+    checkpoint = resolve_checkpoint(run_dir, ckpt_path)
+    task = build_task(cfg)
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        task.load_state_dict(state["state_dict"])
+    except Exception as err:  # corrupt or foreign files
+        raise ValueError(f"checkpoint {checkpoint} could not be loaded ({type(err).__name__}: {err})") from err
+    return cfg, task, build_datamodule(cfg), checkpoint
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    if cfg.split not in SPLITS:
+        raise ValueError(f"split={cfg.split} is not valid; valid choices: {', '.join(SPLITS)}")
+    run_dir = Path(cfg.run_dir)
+    overrides = OmegaConf.to_container(cfg.overrides) if cfg.get("overrides") else {}
+    run_cfg, task, datamodule, checkpoint = load_task(run_dir, cfg.get("ckpt_path"), overrides)
+    if cfg.get("seed") is not None:
+        pl.seed_everything(int(cfg.seed), verbose=False)
+    trainer = pl.Trainer(**{k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if k != "_target_"})
+    run = trainer.test if cfg.split == "test" else trainer.validate
+    results = run(task, datamodule=datamodule, verbose=False)
+    metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
+    out_dir = run_dir / "eval"
+    out_dir.mkdir(exist_ok=True)
+    stamp = now_iso().replace(":", "-")
+    payload = {"checkpoint": str(checkpoint), "split": cfg.split, "overrides": overrides, "metrics": metrics,
+               "time": now_iso()}
+    atomic_write_json(out_dir / f"{stamp}.json", payload)
+    print(json.dumps(payload, indent=2))
+    return metrics

@@ -1,0 +1,66 @@
+"""Vision Transformers for the small-image benchmarks, assembled from timm's ``VisionTransformer``.
+
+Tokenizers: square patches, or QDSFormer's horizontal stripes (a 28x28 image cut into 7 stripes of 4x28
+pixels + CLS = 8 tokens), which is just timm's PatchEmbed with a (H / n_stripes, W) patch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from timm.models.vision_transformer import VisionTransformer
+
+from qdsbench.models.backend_attention import bind_backend
+from qdsbench.models.registry import register
+
+TOKENIZERS = ("patch", "stripes")
+
+
+def patch_shape(tokenizer: str, image_size: int, patch_size: int, num_stripes: int) -> tuple[int, int]:
+    if tokenizer == "patch":
+        if image_size % patch_size:
+            raise ValueError(f"patch_size={patch_size} does not divide image_size={image_size}")
+        return (patch_size, patch_size)
+    if tokenizer == "stripes":
+        if image_size % num_stripes:
+            raise ValueError(f"num_stripes={num_stripes} does not divide image_size={image_size}")
+        return (image_size // num_stripes, image_size)
+    raise ValueError(f"unknown tokenizer '{tokenizer}'; valid choices: {', '.join(TOKENIZERS)}")
+
+
+@register("vit")
+def create_vit(
+    *,
+    attention: dict[str, Any],
+    image_size: int,
+    in_chans: int,
+    num_classes: int,
+    tokenizer: str = "patch",
+    patch_size: int = 4,
+    num_stripes: int = 7,
+    embed_dim: int = 128,
+    depth: int = 2,
+    num_heads: int = 1,
+    mlp_ratio: float = 1.0,
+    qkv_bias: bool = True,
+    global_pool: str = "token",
+    class_token: bool = True,
+    drop_rate: float = 0.0,
+    drop_path_rate: float = 0.0,
+) -> VisionTransformer:
+    return VisionTransformer(
+        img_size=image_size,
+        patch_size=patch_shape(tokenizer, image_size, patch_size, num_stripes),
+        in_chans=in_chans,
+        num_classes=num_classes,
+        embed_dim=embed_dim,
+        depth=depth,
+        num_heads=num_heads,
+        mlp_ratio=mlp_ratio,
+        qkv_bias=qkv_bias,
+        global_pool=global_pool,
+        class_token=class_token,
+        drop_rate=drop_rate,
+        drop_path_rate=drop_path_rate,
+        attn_layer=bind_backend(attention),
+    )

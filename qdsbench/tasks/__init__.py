@@ -1,0 +1,14 @@
+"""Training tasks (LightningModules) by name."""
+
+from qdsbench.registry import Registry  # noqa: F401
+from qdsbench.tasks.classification import ClassificationTask
+from qdsbench.tasks.registry import TASKS, register
+
+register("classification")(ClassificationTask)
+
+
+def create(name: str, **kwargs):
+    return TASKS.create(name, **kwargs)
+
+
+__all__ = ["ClassificationTask", "TASKS", "create", "register"]

@@ -1,0 +1,42 @@
+"""Every config option and every experiment preset composes, and the override order is the documented one."""
+
+import pytest
+from conftest import CONF_DIR, compose_config
+from omegaconf import OmegaConf
+
+GROUPS = ("data", "model", "attention", "task", "trainer", "logger", "callbacks", "debug")
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_group_option_composes(group, option):
+    cfg = compose_config([f"{group}={option}", "paths.output_dir=/tmp/x"])
+    OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_composes_with_debug(experiment):
+    cfg = compose_config([f"experiment={experiment}", "debug=fdr", "paths.output_dir=/tmp/x"])
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert resolved["trainer"]["fast_dev_run"] is True  # debug is applied last
+
+
+def test_experiment_overrides_base_groups():
+    cfg = compose_config(["experiment=digits_vit", "paths.output_dir=/tmp/x"])
+    assert cfg.data.name == "digits" and cfg.model.num_stripes == 4
+
+
+def test_model_shape_follows_data():
+    cfg = compose_config(["data=cifar10", "paths.output_dir=/tmp/x"])
+    assert (cfg.model.image_size, cfg.model.in_chans, cfg.model.num_classes) == (32, 3, 10)
+
+
+def test_every_attention_config_names_a_registered_backend():
+    from qdsbench import attention
+
+    for option in options("attention"):
+        cfg = compose_config([f"attention={option}", "paths.output_dir=/tmp/x"])
+        assert cfg.attention.name in attention.available()
