@@ -23,6 +23,7 @@ def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
 
 
 def build_net(cfg: DictConfig):
+    """Every model factory receives the ``attention`` node (models without attention ignore it)."""
     kwargs = to_dict(cfg.model)
     return models.create(kwargs.pop("name"), attention=to_dict(cfg.attention), **kwargs)
 
@@ -31,8 +32,7 @@ def build_task(cfg: DictConfig, net=None) -> pl.LightningModule:
     kwargs = to_dict(cfg.task)
     name = kwargs.pop("name")
     return tasks.create(
-        name, net=net if net is not None else build_net(cfg), num_classes=cfg.data.num_classes,
-        max_epochs=cfg.trainer.get("max_epochs") or 1, **kwargs,
+        name, net=net if net is not None else build_net(cfg), max_epochs=cfg.trainer.get("max_epochs") or 1, **kwargs
     )
 
 

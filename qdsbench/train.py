@@ -42,6 +42,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     try:
         seed_and_threads(cfg)
         datamodule = build_datamodule(cfg)
+        datamodule.prepare_data()  # a missing dataset fails here, before any model is built
         task = build_task(cfg)
         record_logger = RunRecordLogger(run_dir)
         trainer: pl.Trainer = instantiate(
