@@ -1,0 +1,57 @@
+"""scikit-learn's bundled 8x8 handwritten digits: real, embedded in the wheel, tiny; the data of the test suite."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from qdsbench.data.registry import register
+from qdsbench.data.vision import ImageClassificationDataModule
+
+TEST_FRACTION = 0.2  # sklearn ships no split: the last 20% (after a fixed shuffle) is the test set
+
+
+class DigitsDataModule(ImageClassificationDataModule):
+    def build(self, train: bool) -> Dataset:
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        images = torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
+        images = (images - 0.3) / 0.4
+        labels = torch.as_tensor(bunch.target, dtype=torch.long)
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(1234))
+        n_test = int(len(labels) * TEST_FRACTION)
+        index = order[n_test:] if train else order[:n_test]
+        return TensorDataset(images[index], labels[index])
+
+
+@register("digits")
+def create_digits(**kwargs) -> DigitsDataModule:
+    kwargs.pop("name", None)
+    return DigitsDataModule(name="digits", **kwargs)
+
+
+class FakeImageDataModule(ImageClassificationDataModule):
+    """torchvision's FakeData in a real dataset's shape, for tests of CIFAR/MedMNIST-shaped models offline."""
+
+    def __init__(self, *, image_size: int = 32, in_chans: int = 3, num_classes: int = 10, size: int = 256, **kw):
+        super().__init__(**kw)
+        self.image_size, self.in_chans, self.num_classes, self.size = image_size, in_chans, num_classes, size
+
+    def build(self, train: bool) -> Dataset:
+        from torchvision.datasets import FakeData
+        from torchvision.transforms import v2
+
+        return FakeData(
+            size=self.size if train else max(self.size // 4, 1),
+            image_size=(self.in_chans, self.image_size, self.image_size),
+            num_classes=self.num_classes,
+            transform=v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]),
+            random_offset=0 if train else 10_000,
+        )
+
+
+@register("fake")
+def create_fake(**kwargs) -> FakeImageDataModule:
+    kwargs.pop("name", None)
+    return FakeImageDataModule(name="fake", **kwargs)
