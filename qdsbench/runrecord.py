@@ -192,3 +192,18 @@ class RunRecordLogger(Logger):
                 value = float(value)
                 self.last_values[key] = value
                 writer.writerow((step, None if epoch is None else int(epoch), key, value, elapsed))
+
+
+class NullRecord:
+    """The record of a non-zero DDP rank: rank 0 alone writes run files."""
+
+    payload: dict[str, Any] = {}
+
+    def update(self, **fields: Any) -> None:
+        pass
+
+    def finish(self, status: str, error: BaseException | None = None) -> None:
+        pass
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        pass

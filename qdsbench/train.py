@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,15 @@ import lightning.pytorch as pl
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
-from omegaconf import DictConfig
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, open_dict
 
 from qdsbench.builders import build_callbacks, build_datamodule, build_loggers, build_task
-from qdsbench.runrecord import RunRecord, RunRecordLogger
+from qdsbench.resume import LAST_CHECKPOINT, checkpoint_step, resolve_resume, truncate_history
+from qdsbench.runrecord import NullRecord, RunRecord, RunRecordLogger
 from qdsbench.summary import print_summary
+from qdsbench.validation import validate
 
 log = logging.getLogger(__name__)
 
@@ -32,22 +37,52 @@ def _checkpoint_callback(trainer: pl.Trainer) -> ModelCheckpoint | None:
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items() if torch.is_tensor(v) and v.numel() == 1 or isinstance(v, float)}
+    return {k: float(v) for k, v in metrics.items() if (torch.is_tensor(v) and v.numel() == 1) or isinstance(v, float)}
+
+
+def _open_record(cfg: DictConfig) -> tuple[RunRecord | NullRecord, Path | None]:
+    """Start a new run record, or reopen the one being resumed (and point the config's paths at it)."""
+    if rank_zero_only.rank != 0:
+        return NullRecord(), None
+    resume_dir = resolve_resume(cfg)
+    if resume_dir is None:
+        if cfg.get("resume") == "auto":
+            log.info("resume=auto: no unfinished run with this config; starting a new one")
+        return RunRecord.start(cfg.paths.output_dir, cfg), None
+    new_dir = Path(cfg.paths.output_dir)
+    new_dir.mkdir(parents=True, exist_ok=True)
+    (new_dir / "RESUMED_INTO").write_text(f"{resume_dir.resolve()}\n")
+    record = RunRecord.load(resume_dir)
+    checkpoint = resume_dir / LAST_CHECKPOINT
+    truncate_history(resume_dir, checkpoint_step(checkpoint))
+    record.update(status="running", error=None, end_time=None,
+                  resumed=[*record.payload.get("resumed", []), {"time": time.time(), "from": str(checkpoint)}])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(resume_dir)
+        cfg.ckpt_path = str(checkpoint)
+        wandb_id = record.payload.get("wandb_id")
+        if wandb_id and cfg.get("logger") and cfg.logger.get("wandb"):
+            cfg.logger.wandb.id = wandb_id
+    return record, resume_dir
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
+    validate(cfg)
+    record, _ = _open_record(cfg)
     run_dir = Path(cfg.paths.output_dir)
-    record = RunRecord.start(run_dir, cfg)
     started = time.time()
     try:
         seed_and_threads(cfg)
         datamodule = build_datamodule(cfg)
         datamodule.prepare_data()  # a missing dataset fails here, before any model is built
         task = build_task(cfg)
-        record_logger = RunRecordLogger(run_dir)
+        loggers = build_loggers(cfg)
         trainer: pl.Trainer = instantiate(
-            cfg.trainer, callbacks=build_callbacks(cfg), logger=[record_logger, *build_loggers(cfg)]
+            cfg.trainer, callbacks=build_callbacks(cfg), logger=[RunRecordLogger(run_dir), *loggers]
         )
+        wandb_ids = [lg.version for lg in loggers if isinstance(lg, WandbLogger)]
+        if wandb_ids:
+            record.update(wandb_id=wandb_ids[0])
         trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         fit_seconds = time.time() - started
         checkpoint = _checkpoint_callback(trainer)
@@ -59,13 +94,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if cfg.get("test", True):
             results = trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False)
             test_metrics = _scalars(results[0]) if results else {}
+        best_score = checkpoint.best_model_score if checkpoint else None
         summary = {
             "final": final,
             "test": test_metrics,
             "best": {
                 "monitor": checkpoint.monitor if checkpoint else None,
-                "score": float(checkpoint.best_model_score) if checkpoint and checkpoint.best_model_score is not None
-                else None,
+                "score": float(best_score) if best_score is not None else None,
                 "checkpoint": best,
             },
             "epochs": trainer.current_epoch,
@@ -76,7 +111,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         }
         record.write_summary(summary)
         record.finish("finished")
-        print_summary(run_dir, summary)
+        if rank_zero_only.rank == 0:
+            print_summary(run_dir, summary)
         return {**final, **test_metrics}
     except BaseException as err:
         record.finish("failed", error=err)
@@ -87,8 +123,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 def _finish_wandb() -> None:
     """Close a W&B run if one is open, so multiruns start clean."""
-    import sys
-
     wandb = sys.modules.get("wandb")
     if wandb is not None and getattr(wandb, "run", None) is not None:
         wandb.finish()

@@ -19,9 +19,19 @@ USER_ERRORS = (UnknownNameError, DatasetMissingError, RunDirectoryInUseError, No
 T = TypeVar("T")
 
 
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def exit_on_user_error(entry: Callable[[], T]) -> T:
+    """In a multirun the error is re-raised so Hydra marks that job failed and the sweep goes on."""
     try:
         return entry()
     except USER_ERRORS as err:
         print(f"qdsbench: error: {err}", file=sys.stderr)
+        if _in_multirun():
+            raise
         raise SystemExit(2) from None

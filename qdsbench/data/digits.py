@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
@@ -25,17 +27,14 @@ class DigitsDataModule(ImageClassificationDataModule):
         return TensorDataset(images[index], labels[index])
 
 
-@register("digits")
-def create_digits(**kwargs) -> DigitsDataModule:
-    kwargs.pop("name", None)
-    return DigitsDataModule(name="digits", **kwargs)
+register("digits")(functools.partial(DigitsDataModule, name="digits"))
 
 
 class FakeImageDataModule(ImageClassificationDataModule):
     """torchvision's FakeData in a real dataset's shape, for tests of CIFAR/MedMNIST-shaped models offline."""
 
     def __init__(self, *, image_size: int = 32, in_chans: int = 3, num_classes: int = 10, size: int = 256, **kw):
-        super().__init__(**kw)
+        super().__init__(image_size=image_size, in_chans=in_chans, num_classes=num_classes, **kw)
         self.image_size, self.in_chans, self.num_classes, self.size = image_size, in_chans, num_classes, size
 
     def build(self, train: bool) -> Dataset:
@@ -51,7 +50,4 @@ class FakeImageDataModule(ImageClassificationDataModule):
         )
 
 
-@register("fake")
-def create_fake(**kwargs) -> FakeImageDataModule:
-    kwargs.pop("name", None)
-    return FakeImageDataModule(name="fake", **kwargs)
+register("fake")(functools.partial(FakeImageDataModule, name="fake"))

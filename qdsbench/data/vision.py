@@ -6,6 +6,7 @@ via ``qdsbench-prepare mnist`` (see mnist_offline.py). Anything missing fails wi
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from torchvision.transforms import v2
 from qdsbench.data import mnist_offline
 from qdsbench.data.errors import DatasetMissingError
 from qdsbench.data.registry import register
+from qdsbench.data.samplers import EpochSeededSampler
 from qdsbench.data.splits import limit, split_train_val, to_tensor_dataset
 
 
@@ -74,14 +76,19 @@ class ImageClassificationDataModule(pl.LightningDataModule):
         max_eval_samples: int | None = None,
         in_memory: bool = True,
         augment: bool = False,
-        **_metadata,  # image_size / in_chans / num_classes are read by the model config
+        shuffle: bool = True,
+        shuffle_seed: int | None = None,
+        image_size: int | None = None,  # shape metadata, read by the model config
+        in_chans: int | None = None,
+        num_classes: int | None = None,
     ):
         super().__init__()
         self.name, self.data_dir = name, str(data_dir)
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.val_size, self.num_workers, self.split_seed = val_size, num_workers, split_seed
         self.max_train_samples, self.max_eval_samples = max_train_samples, max_eval_samples
-        self.in_memory, self.augment = in_memory, augment
+        self.in_memory, self.augment, self.shuffle = in_memory, augment, shuffle
+        self.shuffle_seed = split_seed if shuffle_seed is None else shuffle_seed
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
@@ -108,17 +115,16 @@ class ImageClassificationDataModule(pl.LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=EpochSeededSampler(len(dataset), self.shuffle_seed, shuffle=shuffle),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.split_seed) if shuffle else None,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, shuffle=True)
+        return self._loader(self.train_set, self.batch_size, shuffle=self.shuffle)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
+        return self._loader(self.val_set, self.eval_batch_size, shuffle=False)  # sharded under DDP
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, self.eval_batch_size, shuffle=False)
@@ -152,4 +158,4 @@ class TorchvisionDataModule(ImageClassificationDataModule):
 
 
 for _name in SPECS:
-    register(_name)(lambda _n=_name, **kw: TorchvisionDataModule(name=_n, **kw))
+    register(_name)(functools.partial(TorchvisionDataModule, name=_name))

@@ -10,7 +10,7 @@ from typing import Any
 
 from timm.models.vision_transformer import VisionTransformer
 
-from qdsbench.models.backend_attention import bind_backend
+from qdsbench.models.backend_attention import BackendAttention, set_backend
 from qdsbench.models.registry import register
 
 TOKENIZERS = ("patch", "stripes")
@@ -48,7 +48,7 @@ def create_vit(
     drop_rate: float = 0.0,
     drop_path_rate: float = 0.0,
 ) -> VisionTransformer:
-    return VisionTransformer(
+    model = VisionTransformer(
         img_size=image_size,
         patch_size=patch_shape(tokenizer, image_size, patch_size, num_stripes),
         in_chans=in_chans,
@@ -62,5 +62,7 @@ def create_vit(
         class_token=class_token,
         drop_rate=drop_rate,
         drop_path_rate=drop_path_rate,
-        attn_layer=bind_backend(attention),
+        attn_layer=BackendAttention,
     )
+    set_backend(model, attention)
+    return model

@@ -1,0 +1,72 @@
+"""Find the run to continue: ``resume=auto`` (newest unfinished run with the same config hash) or a run directory."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from qdsbench.runrecord import METRICS_FILE, RUN_FILE, config_hash
+
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+
+
+def _candidates(log_dir: Path) -> list[Path]:
+    return [p.parent for p in log_dir.rglob(RUN_FILE)] if log_dir.is_dir() else []
+
+
+def find_resumable(cfg: DictConfig) -> Path | None:
+    """The newest run under ``paths.log_dir`` with this config hash, not finished, with a last checkpoint."""
+    wanted = config_hash(cfg)
+    best: tuple[str, Path] | None = None
+    for run_dir in _candidates(Path(cfg.paths.log_dir)):
+        try:
+            record = json.loads((run_dir / RUN_FILE).read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if record.get("config_hash") != wanted or record.get("status") == "finished":
+            continue
+        if not (run_dir / LAST_CHECKPOINT).is_file():
+            continue
+        key = record.get("start_time") or ""
+        if best is None or key > best[0]:
+            best = (key, run_dir)
+    return best[1] if best else None
+
+
+def resolve_resume(cfg: DictConfig) -> Path | None:
+    target = cfg.get("resume")
+    if target in (None, False, "", "none"):
+        return None
+    if target == "auto":
+        return find_resumable(cfg)
+    run_dir = Path(str(target))
+    if not (run_dir / RUN_FILE).is_file():
+        raise ValueError(f"resume={target} is not a run directory (no {RUN_FILE}); use resume=auto or a run dir")
+    if not (run_dir / LAST_CHECKPOINT).is_file():
+        raise ValueError(f"resume={target} has no {LAST_CHECKPOINT} to continue from")
+    return run_dir
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=False).get("global_step", 0))
+
+
+def truncate_history(run_dir: Path, step: int) -> None:
+    """Drop history rows logged after the checkpoint: the resumed run logs those steps again."""
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        return
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and r[0] != "" and int(r[0]) <= step]
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        csv.writer(fh).writerows(kept)
+    os.replace(tmp, path)
