@@ -35,10 +35,26 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def atomic_write_json(path: Path, payload: Any) -> None:
+class RunRecordWriteError(OSError):
+    """The run directory cannot be written (read-only, disk full): one line, and the old file is intact."""
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temp file, then rename: readers see the old or the new content, never half of one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise RunRecordWriteError(err.errno, f"cannot write {path}: {err.strerror or err}") from err
+
+
+def atomic_write_json(path: Path, payload: Any) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -95,7 +111,10 @@ class RunRecord:
     @classmethod
     def start(cls, run_dir: str | Path, cfg: DictConfig, repo: str | Path = ".") -> RunRecord:
         run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise RunRecordWriteError(err.errno, f"cannot create run directory {run_dir}: {err.strerror}") from err
         existing = run_dir / RUN_FILE
         if existing.exists():
             status = json.loads(existing.read_text()).get("status", "unknown")

@@ -10,12 +10,14 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
+from qdsbench.cli.preflight import PreflightError
 from qdsbench.data.errors import DatasetMissingError
 from qdsbench.registry import UnknownNameError
-from qdsbench.runrecord import RunDirectoryInUseError
+from qdsbench.runrecord import RunDirectoryInUseError, RunRecordWriteError
 from qdsbench.tasks.classification import NonFiniteLossError
 
-USER_ERRORS = (UnknownNameError, DatasetMissingError, RunDirectoryInUseError, NonFiniteLossError, ValueError)
+USER_ERRORS = (PreflightError, UnknownNameError, DatasetMissingError, RunDirectoryInUseError, RunRecordWriteError, NonFiniteLossError,
+               ValueError)
 T = TypeVar("T")
 
 

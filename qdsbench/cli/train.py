@@ -8,10 +8,11 @@ from omegaconf import DictConfig, open_dict
 import qdsbench  # noqa: F401  (sets OMP_WAIT_POLICY / WANDB_MODE before torch loads)
 from qdsbench.cli._config import config_dir
 from qdsbench.cli.errors import exit_on_user_error
+from qdsbench.cli.preflight import PreflightError, preflight
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     from qdsbench.train import train
 
     with open_dict(cfg):
@@ -19,6 +20,15 @@ def main(cfg: DictConfig) -> float | None:
     metrics = exit_on_user_error(lambda: train(cfg))
     monitor = cfg.get("optimized_metric")
     return metrics.get(monitor) if monitor else None
+
+
+def main() -> None:
+    try:
+        preflight(config_dir(), "train", sys.argv[1:])
+    except PreflightError as err:
+        print(f"qdsbench: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    hydra_main()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 import importlib
 import pkgutil
 
-from qdsbench.data.errors import DatasetMissingError
+from qdsbench.data.errors import DatasetCorruptError, DatasetMissingError
 from qdsbench.data.registry import DATASETS, register
 
 for _info in pkgutil.iter_modules(__path__):
@@ -19,4 +19,4 @@ def create(name: str, **kwargs):
     return DATASETS.create(name, **kwargs)
 
 
-__all__ = ["DatasetMissingError", "available", "create", "register"]
+__all__ = ["DatasetCorruptError", "DatasetMissingError", "available", "create", "register"]

@@ -107,3 +107,18 @@ def prepare(data_dir: str | Path, cache_dir: str | Path | None = None) -> Path:
     for filename, key in RAW_FILES.items():
         write_idx(target / filename, arrays[key])
     return target
+
+
+def check_idx_file(path: Path) -> str | None:
+    """None if ``path`` is a complete IDX file, else what is wrong with it (truncated, bad magic)."""
+    data = path.read_bytes()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        return f"{path} is not an IDX file (bad magic bytes)"
+    ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        return f"{path} is truncated ({len(data)} bytes, header incomplete)"
+    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    expected = 4 + 4 * ndim + int(np.prod(dims))
+    if len(data) != expected:
+        return f"{path} is truncated or padded ({len(data)} bytes, expected {expected})"
+    return None

@@ -17,7 +17,7 @@ from torchvision import datasets
 from torchvision.transforms import v2
 
 from qdsbench.data import mnist_offline
-from qdsbench.data.errors import DatasetMissingError
+from qdsbench.data.errors import DatasetCorruptError, DatasetMissingError
 from qdsbench.data.registry import register
 from qdsbench.data.samplers import EpochSeededSampler
 from qdsbench.data.splits import limit, split_train_val, to_tensor_dataset
@@ -146,10 +146,23 @@ class TorchvisionDataModule(ImageClassificationDataModule):
     def prepare_data(self) -> None:
         self.build(train=True)
 
+    def check_files(self, root: Path) -> None:
+        """IDX datasets (MNIST, FashionMNIST): a truncated file gets a clear error instead of a reshape failure."""
+        folder = root / self.spec.folder
+        if self.spec.cls not in (datasets.MNIST, datasets.FashionMNIST) or not folder.is_dir():
+            return
+        for filename in mnist_offline.RAW_FILES:
+            path = folder / filename
+            problem = mnist_offline.check_idx_file(path) if path.is_file() else None
+            if problem:
+                raise DatasetCorruptError(f"dataset '{self.name}': {problem}; delete it and fetch it again "
+                                          f"({self.spec.how_to_get})")
+
     def build(self, train: bool) -> Dataset:
         root = Path(self.data_dir)
         if self.name == "mnist" and not mnist_offline.is_prepared(root) and not self.download:
             raise DatasetMissingError(self.name, str(root / self.spec.folder), self.spec.how_to_get)
+        self.check_files(root)
         try:
             return self.spec.cls(str(root), train=train, download=self.download, transform=self.transform(train))
         except RuntimeError as err:
