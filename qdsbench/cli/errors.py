@@ -16,8 +16,10 @@ from qdsbench.registry import UnknownNameError
 from qdsbench.runrecord import RunDirectoryInUseError, RunRecordWriteError
 from qdsbench.tasks.classification import NonFiniteLossError
 
-USER_ERRORS = (PreflightError, UnknownNameError, DatasetMissingError, RunDirectoryInUseError, RunRecordWriteError, NonFiniteLossError,
-               ValueError)
+USER_ERRORS = (
+    PreflightError, UnknownNameError, DatasetMissingError, RunDirectoryInUseError, RunRecordWriteError,
+    NonFiniteLossError, ValueError,
+)
 T = TypeVar("T")
 
 
