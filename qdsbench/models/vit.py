@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from timm.models.vision_transformer import VisionTransformer
+from timm.models.vision_transformer import VisionTransformer, init_weights_vit_timm
 
 from qdsbench.models.backend_attention import BackendAttention, set_backend
 from qdsbench.models.registry import register
@@ -41,6 +41,7 @@ def create_vit(
     embed_dim: int = 128,
     depth: int = 2,
     num_heads: int = 1,
+    head_dim: int | None = None,
     mlp_ratio: float = 1.0,
     qkv_bias: bool = True,
     global_pool: str = "token",
@@ -64,5 +65,10 @@ def create_vit(
         drop_path_rate=drop_path_rate,
         attn_layer=BackendAttention,
     )
+    if head_dim is not None and head_dim * num_heads != embed_dim:
+        # Sinkformer/QDSFormer ViTs use dim_head=64 with dim=128: inner width != embed_dim (timm's Block can't say so).
+        for block in model.blocks:
+            block.attn = BackendAttention(embed_dim, num_heads=num_heads, attn_head_dim=head_dim, qkv_bias=qkv_bias)
+            block.attn.apply(init_weights_vit_timm)
     set_backend(model, attention)
     return model
