@@ -12,7 +12,7 @@ export WANDB_CONSOLE ?= off
 DATA ?= $(or $(QDSBENCH_DATA),data)
 ARGS ?=
 
-.PHONY: help install run test test-full lint format clean clean-logs data-mnist bench reproduce-qds
+.PHONY: help install run test test-full lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke qds-expressivity
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -48,6 +48,19 @@ format: install ## ruff autoformat
 
 bench: install ## attention backend benchmark -> results/bench/
 	$(PY) scripts/bench_attention.py
+
+sweep: install ## example sweep: 2 backends x 2 seeds on embedded digits, 2 parallel jobs (joblib launcher)
+	$(VENV)/bin/qdsbench-train -m launcher=joblib experiment=digits_vit attention=softmax,sdpa seed=0,1 $(ARGS)
+
+QDS_TABLES ?= table1,tableA3,tableA1,table2
+reproduce-qds: install ## QDSFormer tables at the CPU budget -> results/qds/ (hours on 2 cores; BUDGET=paper for the full protocol)
+	$(VENV)/bin/qdsbench-reproduce --paper qds --budget $(or $(BUDGET),cpu) --tables $(QDS_TABLES)
+
+reproduce-qds-smoke: install ## the QDS reproduction pipeline end to end on tiny data -> logs/smoke/results/
+	$(VENV)/bin/qdsbench-reproduce --paper qds --budget smoke --tables $(QDS_TABLES) --log-dir logs/smoke --out logs/smoke/results
+
+qds-expressivity: install ## QDSFormer expressivity analysis -> results/qds/expressivity.md + figures/
+	$(PY) scripts/qds_expressivity.py
 
 clean-logs: ## remove logs/ (run records)
 	rm -rf logs
