@@ -35,7 +35,7 @@ class FakeImageDataModule(ImageClassificationDataModule):
 
     def __init__(self, *, image_size: int = 32, in_chans: int = 3, num_classes: int = 10, size: int = 256, **kw):
         super().__init__(image_size=image_size, in_chans=in_chans, num_classes=num_classes, **kw)
-        self.image_size, self.in_chans, self.num_classes, self.size = image_size, in_chans, num_classes, size
+        self.size = size
 
     def build(self, train: bool) -> Dataset:
         from torchvision.datasets import FakeData

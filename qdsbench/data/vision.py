@@ -89,6 +89,7 @@ class ImageClassificationDataModule(pl.LightningDataModule):
         self.max_train_samples, self.max_eval_samples = max_train_samples, max_eval_samples
         self.in_memory, self.augment, self.shuffle = in_memory, augment, shuffle
         self.shuffle_seed = split_seed if shuffle_seed is None else shuffle_seed
+        self.image_size, self.in_chans, self.num_classes = image_size, in_chans, num_classes
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None

@@ -16,11 +16,12 @@ from qdsbench.models.registry import register
 TOKENIZERS = ("patch", "stripes")
 
 
-def patch_shape(tokenizer: str, image_size: int, patch_size: int, num_stripes: int) -> tuple[int, int]:
+def patch_shape(tokenizer: str, image_size: int, patch_size, num_stripes: int) -> tuple[int, int]:
     if tokenizer == "patch":
-        if image_size % patch_size:
+        height, width = (patch_size, patch_size) if isinstance(patch_size, int) else tuple(patch_size)
+        if image_size % height or image_size % width:
             raise ValueError(f"patch_size={patch_size} does not divide image_size={image_size}")
-        return (patch_size, patch_size)
+        return (height, width)
     if tokenizer == "stripes":
         if image_size % num_stripes:
             raise ValueError(f"num_stripes={num_stripes} does not divide image_size={image_size}")
@@ -36,7 +37,7 @@ def create_vit(
     in_chans: int,
     num_classes: int,
     tokenizer: str = "patch",
-    patch_size: int = 4,
+    patch_size: int | list[int] = 4,
     num_stripes: int = 7,
     embed_dim: int = 128,
     depth: int = 2,
