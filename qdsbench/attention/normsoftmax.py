@@ -1,0 +1,50 @@
+"""NormSoftmax (Softmax_sigma / Softmax_sigma^2): softmax of S / min(sqrt(d_head), row statistic of S).
+
+As in the eurekaMoments reference: S = q k^T unscaled (so ``scale`` defaults to 1), the row variance or standard
+deviation is torch's default (unbiased) over each query's valid keys, and the temperature is capped at sqrt(d).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from qdsbench.attention.base import MatrixAttention, masked_fill_scores
+from qdsbench.attention.registry import register
+
+
+class _NormSoftmax(MatrixAttention):
+    statistic = "std"
+
+    def __init__(self, scale: float | None = 1.0, causal: bool = False, max_temperature: float | None = None,
+                 eps: float = 1e-6):
+        super().__init__(scale=scale, causal=causal)
+        self.max_temperature, self.eps = max_temperature, eps
+        self._head_dim: int | None = None
+
+    def attention_matrix(self, q, k, mask=None):
+        self._head_dim = q.shape[-1]
+        return super().attention_matrix(q, k, mask)
+
+    def normalize(self, scores, mask=None):
+        cap = self.max_temperature or (self._head_dim or scores.shape[-1]) ** 0.5
+        if mask is None:
+            spread = scores.var(dim=-1, keepdim=True) if self.statistic == "var" else scores.std(dim=-1, keepdim=True)
+        else:
+            valid = mask.expand_as(scores).to(scores.dtype)
+            count = valid.sum(-1, keepdim=True)
+            mean = (scores * valid).sum(-1, keepdim=True) / count.clamp_min(1)
+            var = (((scores - mean) * valid) ** 2).sum(-1, keepdim=True) / (count - 1).clamp_min(1)
+            spread = var if self.statistic == "var" else var.sqrt()
+        temperature = torch.clamp(spread, min=self.eps, max=cap)
+        probs = torch.softmax(masked_fill_scores(scores / temperature, mask), dim=-1)
+        return probs if mask is None else torch.nan_to_num(probs, nan=0.0)
+
+
+@register("normsoftmax_std")
+class NormSoftmaxStd(_NormSoftmax):
+    statistic = "std"
+
+
+@register("normsoftmax_var")
+class NormSoftmaxVar(_NormSoftmax):
+    statistic = "var"

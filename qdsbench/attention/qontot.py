@@ -1,0 +1,142 @@
+"""QontOT attention (QDSFormer): a parametrised quantum circuit maps the score matrix to a doubly stochastic one.
+
+Angles are theta * vec(S) (vec tiled to theta's length); the circuit V on k = q_d + q_a qubits is simulated as a
+unitary in torch and read out as P_ij = (1/2^q_a) sum_{a,b} |V_{(j,b),(i,a)}|^2, the aux-marginal of the Bell
+circuit's measurement rescaled by n = 2^q_d (checked against qiskit Statevector in the tests), which is exactly
+doubly stochastic for any V. ``grad``: none (static circuit, no gradient into Q/K; the probable paper setting),
+scores (autograd into S), full (also into theta, a trainable parameter). ``shots`` > 0 estimates P with Aer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from qdsbench.attention.base import MatrixAttention
+from qdsbench.attention.registry import register
+from qdsbench.quantum import ansatz as ansatz_layout
+from qdsbench.quantum import simulator
+
+GRAD_MODES = ("none", "scores", "full")
+VEC_ORDERS = ("row", "col")
+COMPLEX_DTYPES = {"complex64": torch.complex64, "complex128": torch.complex128}
+
+
+@register("qontot")
+class QontOTAttention(MatrixAttention):
+    supports_causal = False
+
+    def __init__(self, scale: float | None = None, causal: bool = False, n_data_qubits: int = 3,
+                 n_aux_qubits: int | None = None, layers: int = 16, ansatz: str = "parted", grad: str = "none",
+                 theta_seed: int = 0, vec_order: str = "row", pad: bool = False, dtype: str = "complex64",
+                 shots: int = 0, depolarizing: float = 0.0, max_chunk_bytes: int = 4 * 2**20):
+        super().__init__(scale=scale, causal=causal)
+        for label, value, choices in (("ansatz", ansatz, ansatz_layout.ANSATZE), ("grad", grad, GRAD_MODES),
+                                      ("vec_order", vec_order, VEC_ORDERS), ("dtype", dtype, COMPLEX_DTYPES)):
+            if value not in choices:
+                raise ValueError(f"qontot {label} '{value}' is not valid; valid choices: {', '.join(choices)}")
+        if n_data_qubits < 1 or layers < 1:
+            raise ValueError(f"qontot needs n_data_qubits >= 1 and layers >= 1, got {n_data_qubits}, {layers}")
+        self.n_data_qubits = n_data_qubits
+        self.n_aux_qubits = n_data_qubits + 1 if n_aux_qubits is None else n_aux_qubits
+        if self.n_aux_qubits < 0:
+            raise ValueError(f"qontot n_aux_qubits={n_aux_qubits} must be >= 0")
+        self.n_qubits = self.n_data_qubits + self.n_aux_qubits
+        self.layers, self.ansatz, self.grad, self.vec_order, self.pad = layers, ansatz, grad, vec_order, pad
+        self.complex_dtype = COMPLEX_DTYPES[dtype]
+        self.shots, self.depolarizing, self.max_chunk_bytes = shots, depolarizing, max_chunk_bytes
+        self.theta_seed = theta_seed
+        g = torch.Generator().manual_seed(theta_seed)
+        theta = torch.rand(self.n_params, generator=g, dtype=torch.float64) * 2 - 1
+        if grad == "full":
+            self.theta = nn.Parameter(theta.float())
+        else:
+            self.register_buffer("theta", theta.float())
+
+    @property
+    def n_params(self) -> int:
+        return ansatz_layout.n_params(self.n_qubits, self.layers)
+
+    @property
+    def size(self) -> int:
+        return 2**self.n_data_qubits
+
+    # --- the circuit -----------------------------------------------------------------------------------------
+    def angles(self, scores: torch.Tensor) -> torch.Tensor:
+        """(..., n, n) scores -> (..., n_params) circuit angles theta * tile(vec(S))."""
+        flat = scores.flatten(-2) if self.vec_order == "row" else scores.transpose(-1, -2).flatten(-2)
+        reps = math.ceil(self.n_params / flat.shape[-1])
+        tiled = flat.repeat(*([1] * (flat.dim() - 1)), reps)[..., : self.n_params]
+        return self.theta.to(flat.dtype) * tiled
+
+    def circuit_unitary(self, angles: torch.Tensor) -> torch.Tensor:
+        """(..., n_params) -> (..., 2^k, 2^k) complex unitaries, qiskit qubit order."""
+        shape = angles.shape[:-1]
+        v = simulator.unitary(angles.reshape(-1, self.n_params), self.n_qubits, self.layers, self.complex_dtype)
+        return v.reshape(*shape, 2**self.n_qubits, 2**self.n_qubits)
+
+    def qiskit_circuit(self, angles, bell: bool = False):
+        """The same circuit in qiskit (k qubits whose Operator is V, or the 2k-qubit Bell circuit)."""
+        from qdsbench.quantum import qiskit_circuits
+
+        values = [float(a) for a in (angles.tolist() if hasattr(angles, "tolist") else angles)]
+        if bell:
+            return qiskit_circuits.bell_circuit(values, self.n_qubits, self.layers, self.ansatz)
+        return qiskit_circuits.ansatz_circuit(values, self.n_qubits, self.layers)
+
+    def dsm_from_angles(self, angles: torch.Tensor) -> torch.Tensor:
+        """(M, n_params) -> (M, n, n), chunked so one chunk's unitaries stay under ``max_chunk_bytes``."""
+        dim = 2**self.n_qubits
+        per_matrix = dim * dim * torch.empty((), dtype=self.complex_dtype).element_size()
+        chunk = max(1, self.max_chunk_bytes // per_matrix)
+        outs = []
+        for start in range(0, angles.shape[0], chunk):
+            v = simulator.unitary(angles[start : start + chunk], self.n_qubits, self.layers, self.complex_dtype)
+            outs.append(simulator.block_sum(v, self.n_data_qubits, self.n_aux_qubits))
+        return torch.cat(outs) if outs else angles.new_zeros(0, self.size, self.size)
+
+    def sampled_dsm(self, angles: torch.Tensor) -> torch.Tensor:
+        from qdsbench.quantum.sampling import sample_dsm
+
+        estimate = sample_dsm(angles.detach().double().cpu().numpy(), self.n_data_qubits, self.n_aux_qubits,
+                              self.layers, self.ansatz, self.shots, seed=self.theta_seed,
+                              depolarizing=self.depolarizing)
+        return torch.as_tensor(np.asarray(estimate), dtype=angles.dtype, device=angles.device)
+
+    # --- the normaliser --------------------------------------------------------------------------------------
+    def _padded(self, scores: torch.Tensor) -> torch.Tensor:
+        n_tokens, n = scores.shape[-1], self.size
+        if scores.shape[-2] != n_tokens:
+            raise ValueError(f"qontot needs square score matrices, got {tuple(scores.shape[-2:])}")
+        if n_tokens == n:
+            return scores
+        if n_tokens > n or not self.pad:
+            raise ValueError(
+                f"qontot: sequence length N={n_tokens} does not match 2^n_data_qubits={n}; "
+                f"use n_data_qubits={max(1, math.ceil(math.log2(n_tokens)))} and pad=true when N is not a power of two"
+            )
+        return nn.functional.pad(scores, (0, n - n_tokens, 0, n - n_tokens))
+
+    def normalize(self, scores, mask=None):
+        n_tokens = scores.shape[-1]
+        padded = self._padded(scores)
+        batch_shape = padded.shape[:-2]
+        real = torch.float64 if self.complex_dtype == torch.complex128 else torch.float32
+        flat = padded.reshape(-1, self.size, self.size).to(real)
+        if self.grad == "none" or self.shots > 0:
+            with torch.no_grad():
+                angles = self.angles(flat)
+                p = self.sampled_dsm(angles) if self.shots > 0 else self.dsm_from_angles(angles)
+        else:
+            p = self.dsm_from_angles(self.angles(flat))
+        p = p.reshape(*batch_shape, self.size, self.size)
+        if n_tokens != self.size or mask is not None:
+            # Padding or masking breaks double stochasticity of the crop: keep it row-stochastic (documented).
+            p = p[..., :n_tokens, :n_tokens]
+            if mask is not None:
+                p = p.masked_fill(~mask.expand_as(p), 0.0)
+            p = p / p.sum(-1, keepdim=True).clamp_min(1e-12)
+        return p.to(scores.dtype)
