@@ -44,7 +44,13 @@ def _instantiate_dict(node: DictConfig | None) -> list:
 
 
 def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
-    return _instantiate_dict(cfg.get("callbacks"))
+    """``trainer.enable_progress_bar=false`` also drops a configured progress-bar callback (Lightning refuses both)."""
+    from lightning.pytorch.callbacks import ProgressBar
+
+    callbacks = _instantiate_dict(cfg.get("callbacks"))
+    if cfg.get("trainer") is not None and cfg.trainer.get("enable_progress_bar") is False:
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    return callbacks
 
 
 def build_loggers(cfg: DictConfig) -> list:
