@@ -82,7 +82,7 @@ class QontOTAttention(MatrixAttention):
         """The same circuit in qiskit (k qubits whose Operator is V, or the 2k-qubit Bell circuit)."""
         from qdsbench.quantum import qiskit_circuits
 
-        values = [float(a) for a in (angles.tolist() if hasattr(angles, "tolist") else angles)]
+        values = angles.tolist() if hasattr(angles, "tolist") else list(angles)  # numbers or qiskit Parameters
         if bell:
             return qiskit_circuits.bell_circuit(values, self.n_qubits, self.layers, self.ansatz)
         return qiskit_circuits.ansatz_circuit(values, self.n_qubits, self.layers)
