@@ -69,7 +69,7 @@ def backend_table(batch: int, heads: int, dim: int, rounds: int) -> list[dict]:
         for label, options in backends_for(n).items():
             options = dict(options)
             backend = attention.create(options.pop("name", label), **options)
-            fns[label] = lambda b=backend: fwd_bwd(b, q, k, v)
+            fns[label] = lambda b=backend, q=q, k=k, v=v: fwd_bwd(b, q, k, v)
         times = time_round_robin(fns, rounds if n < 100 else max(3, rounds // 3))
         for label, seconds in times.items():
             rows.append({"N": n, "backend": label, "ms": round(seconds * 1e3, 3),
@@ -109,7 +109,7 @@ def qontot_table(matrices: int, reference_samples: int) -> tuple[list[dict], dic
     sample = angles[:reference_samples].double().numpy()
     start = time.perf_counter()
     for a in sample:
-        Operator(backend.qiskit_circuit(a)).data
+        _ = Operator(backend.qiskit_circuit(a)).data
     operator = (time.perf_counter() - start) / len(sample)
 
     params = ParameterVector("phi", backend.n_params)
@@ -129,7 +129,8 @@ def qontot_table(matrices: int, reference_samples: int) -> tuple[list[dict], dic
         {"method": "qdsbench torch simulator (complex64, batched)", "ms_per_dsm": ours * 1e3},
         {"method": "qiskit quantum_info.Operator, per matrix", "ms_per_dsm": operator * 1e3},
         {"method": "qiskit-aer unitary, transpiled once, 64 bound per run", "ms_per_dsm": aer * 1e3},
-        {"method": "FLOP bound: blocks x 4^k x 4 complex MACs at measured complex matmul rate", "ms_per_dsm": bound * 1e3},
+        {"method": "FLOP bound: blocks x 4^k x 4 complex MACs at measured complex matmul rate",
+         "ms_per_dsm": bound * 1e3},
     ]
     for r in rows:
         r["ms_per_dsm"] = round(r["ms_per_dsm"], 4)

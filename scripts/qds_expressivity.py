@@ -17,7 +17,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
 
 import qdsbench  # noqa: E402,F401
 from qdsbench import attention  # noqa: E402

@@ -64,7 +64,8 @@ def test_unknown_backend_is_one_clear_line():
 
 
 def test_unknown_backend_option_is_one_clear_line():
-    with pytest.raises(ValueError, match="unknown option 'temperature' for attention backend 'softmax'; valid options: causal, scale"):
+    expected = "unknown option 'temperature' for attention backend 'softmax'; valid options: causal, scale"
+    with pytest.raises(ValueError, match=expected):
         attention.create("softmax", temperature=2.0)
 
 
