@@ -6,6 +6,8 @@ from qdsbench.tasks.registry import TASKS, register
 
 register("classification")(ClassificationTask)
 
+from qdsbench.tasks import forecasting  # noqa: E402,F401  (registers "forecasting")
+
 
 def create(name: str, **kwargs):
     return TASKS.create(name, **kwargs)

@@ -1,0 +1,127 @@
+"""The long-term-forecasting protocol, OrthoTrans and OLinear, on the real provided files."""
+
+import numpy as np
+import pytest
+import torch
+
+from qdsbench import data
+from qdsbench.data.forecasting import borders, read_values
+from qdsbench.models.dlinear import DLinear
+from qdsbench.models.olinear import OLinear
+from qdsbench.orthotrans import cached_q_matrix, q_matrix
+from qdsbench.tasks.forecasting import ForecastingTask, lr_factor
+
+
+def test_split_borders_follow_tslib():
+    assert borders("ett_hour", 17420, 96) == ([0, 8544, 11424], [8640, 11520, 14400])
+    assert borders("ett_minute", 69680, 96) == ([0, 34464, 45984], [34560, 46080, 57600])
+    assert borders("custom", 966, 36) == ([0, 640, 737], [676, 773, 966])
+
+
+def test_etth1_window_counts(shared_data_dir):
+    module = data.create("etth1", data_dir=str(shared_data_dir), seq_len=96, pred_len=96)
+    module.setup()
+    assert [len(module.sets[s]) for s in ("train", "val", "test")] == [8449, 2785, 2785]
+    for pred_len, expected in ((192, 2689), (336, 2545), (720, 2161)):
+        m = data.create("etth1", data_dir=str(shared_data_dir), seq_len=96, pred_len=pred_len)
+        m.setup()
+        assert len(m.sets["test"]) == expected
+
+
+def test_scaler_uses_train_rows_only_and_test_loader_keeps_every_window(shared_data_dir):
+    module = data.create("ili", data_dir=str(shared_data_dir), seq_len=36, pred_len=24, test_batch_size=16)
+    module.setup()
+    raw = read_values("ili", shared_data_dir)
+    np.testing.assert_allclose(module.scaler_mean, raw[:676].mean(0))
+    np.testing.assert_allclose(module.scaler_std, raw[:676].std(0))
+    assert len(module.sets["test"]) == 170
+    loader = module.test_dataloader()
+    assert sum(len(x) for x, _ in loader) == 170  # drop_last=False
+    first_x, first_y = module.sets["test"][0]
+    scaled = (raw - module.scaler_mean) / module.scaler_std
+    np.testing.assert_allclose(first_x.numpy(), scaled[737:773], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(first_y.numpy(), scaled[773:797], rtol=1e-5, atol=1e-5)
+
+
+def test_missing_and_corrupt_files(tmp_path, shared_data_dir):
+    with pytest.raises(data.DatasetMissingError) as info:
+        data.create("ettm1", data_dir=str(tmp_path)).prepare_data()
+    assert "ETTm1.csv" in str(info.value) and "ETDataset" in str(info.value) and "\n" not in str(info.value)
+    (tmp_path / "ILI").mkdir()
+    content = (shared_data_dir / "ILI" / "national_illness.csv").read_text()
+    (tmp_path / "ILI" / "national_illness.csv").write_text(content[:-200])
+    with pytest.raises(data.DatasetCorruptError, match="md5"):
+        data.create("ili", data_dir=str(tmp_path)).prepare_data()
+
+
+def reference_q(values, length):
+    """An independent transcription of the authors' notebook cell."""
+    n = values.shape[0]
+    mats = []
+    for j in range(values.shape[1]):
+        lag = np.stack([values[i : i + n - length + 1, j] for i in range(length)])
+        centered = lag - lag.mean(axis=1, keepdims=True)
+        cov = centered @ centered.T / (lag.shape[1] - 1)
+        if (np.diag(cov) < 1e-4).any():
+            continue
+        mats.append(cov / np.diag(cov)[None, :])
+    sigma = np.mean(np.array(mats, dtype=np.float32), axis=0)
+    w, v = np.linalg.eigh(sigma)
+    return v[:, ::-1].T
+
+
+def test_q_matrix_properties_and_reference(shared_data_dir, tmp_path):
+    values = read_values("ili", shared_data_dir)[:676]
+    q = q_matrix(values, 12)
+    assert q.shape == (12, 12) and q.dtype == np.float32
+    np.testing.assert_allclose(q @ q.T, np.eye(12), atol=1e-5)
+    reference = reference_q(values, 12)
+    assert np.abs(np.abs(q) - np.abs(reference)).max() < 1e-5
+    sigma_rows = np.mean([np.cov(np.array([values[i : 676 - 12 + i + 1, j] for i in range(12)]))
+                          / np.diag(np.cov(np.array([values[i : 676 - 12 + i + 1, j] for i in range(12)])))
+                          for j in range(7)], axis=0).astype(np.float32)
+    eigenvalues = np.einsum("ij,jk,ik->i", q, 0.5 * (sigma_rows + sigma_rows.T), q)
+    assert np.all(np.diff(eigenvalues) <= 1e-4)  # rows sorted by descending eigenvalue
+    cached = cached_q_matrix(values, 12, tmp_path)
+    assert np.array_equal(cached, q) and len(list(tmp_path.glob("q_12_*.npy"))) == 1
+    assert np.array_equal(cached_q_matrix(values, 12, tmp_path), q)
+
+
+def test_olinear_shapes_and_a_short_fit_lowers_the_loss():
+    torch.manual_seed(0)
+    t, tau, n = 24, 12, 3
+    q_in = np.linalg.qr(np.random.default_rng(0).normal(size=(t, t)))[0].astype(np.float32)
+    q_out = np.linalg.qr(np.random.default_rng(1).normal(size=(tau, tau)))[0].astype(np.float32)
+    net = OLinear(q_in, q_out, n, t, tau, embed_size=4, d_model=32, d_ff=32, e_layers=1, dropout=0.0)
+    series = torch.sin(torch.arange(400.0)[:, None] / 5 + torch.arange(n)[None])
+    x = torch.stack([series[i : i + t] for i in range(0, 300, 10)])
+    y = torch.stack([series[i + t : i + t + tau] for i in range(0, 300, 10)])
+    assert net(x).shape == y.shape
+    task = ForecastingTask(net, max_epochs=1, lr=3e-3)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    first = task.loss(net(x), y).item()
+    for _ in range(60):
+        opt.zero_grad()
+        loss = task.loss(net(x), y)
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.3 * first
+    assert DLinear(t, tau)(x).shape == y.shape
+
+
+def test_weighted_l1_and_lr_schedules():
+    task = ForecastingTask(torch.nn.Identity(), max_epochs=10)
+    pred, target = torch.zeros(1, 4, 1), torch.ones(1, 4, 1)
+    expected = float(np.mean([(i + 1) ** -0.5 for i in range(4)]))
+    assert task.loss(pred, target).item() == pytest.approx(expected)
+    assert [lr_factor("type1", e, 30) for e in range(4)] == [1.0, 0.5, 0.25, 0.125]
+    assert [round(lr_factor("type3", e, 30), 4) for e in range(5)] == [1.0, 1.0, 1.0, 0.9, 0.81]
+
+
+def test_test_metrics_are_float64_over_all_windows(make_cfg, shared_data_dir):
+    from qdsbench.train import train
+
+    metrics = train(make_cfg("experiment=olinear/ili", f"paths.data_dir={shared_data_dir}", "trainer.max_epochs=1",
+                             "model.d_model=32", "model.d_ff=32", "callbacks=forecasting", run_name="ili"))
+    assert metrics["test/windows"] == 170 * 24 * 7
+    assert metrics["test/mse"] > 0 and metrics["test/mae"] > 0
