@@ -12,7 +12,7 @@ export WANDB_CONSOLE ?= off
 DATA ?= $(or $(QDSBENCH_DATA),data)
 ARGS ?=
 
-.PHONY: help install run test test-full lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke qds-expressivity
+.PHONY: help install run test test-full lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear qds-expressivity
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -58,6 +58,10 @@ reproduce-qds: install ## QDSFormer tables at the CPU budget -> results/qds/ (ho
 
 reproduce-qds-smoke: install ## the QDS reproduction pipeline end to end on tiny data -> logs/smoke/results/
 	$(VENV)/bin/qdsbench-reproduce --paper qds --budget smoke --tables $(QDS_TABLES) --log-dir logs/smoke --out logs/smoke/results
+
+OLINEAR_TABLES ?= ili,etth1,etth2
+reproduce-olinear: install ## OLinear + DLinear on the provided forecasting data -> results/olinear/ (needs QDSBENCH_DATA)
+	$(VENV)/bin/qdsbench-reproduce --paper olinear --budget $(or $(BUDGET),cpu) --tables $(OLINEAR_TABLES)
 
 qds-expressivity: install ## QDSFormer expressivity analysis -> results/qds/expressivity.md + figures/
 	$(PY) scripts/qds_expressivity.py

@@ -22,65 +22,68 @@ def load_expected(path: str | Path, table: str) -> list[dict[str, Any]]:
         return [r for r in csv.DictReader(fh) if r["table"] == table]
 
 
+ALIASES = {"depth": "model.depth", "circuit_layers": "attention.layers", "ansatz": "attention.ansatz",
+           "pred_len": "data.pred_len", "seq_len": "data.seq_len"}
+
+
 def _setting_matches(setting: str, row_key: dict[str, Any]) -> bool:
-    """expected.csv 'setting' is 'k=v,k=v' over short names (depth, circuit_layers, ansatz)."""
-    aliases = {"depth": "model.depth", "circuit_layers": "attention.layers", "ansatz": "attention.ansatz"}
+    """expected.csv 'setting' is 'k=v,k=v' over short names (depth, circuit_layers, ansatz, pred_len)."""
     for part in filter(None, setting.split(",")):
         key, value = part.split("=", 1)
-        if str(row_key.get(aliases.get(key, key))) != value:
+        if str(row_key.get(ALIASES.get(key, key))) != value:
             return False
     return True
 
 
-def find_expected(expected: list[dict[str, Any]], key: dict[str, Any]) -> dict[str, Any] | None:
+def find_expected(expected: list[dict[str, Any]], key: dict[str, Any], metric: str) -> dict[str, Any] | None:
     for row in expected:
-        if row["dataset"] != str(key.get("data.name")):
+        if row["metric"] != metric or row["dataset"] != str(key.get("data.name")):
             continue
-        if row["backend"] != str(key.get("attention.name")) and row["backend"] != "*":
-            continue
-        if _setting_matches(row["setting"], key):
+        model_ok = row.get("model") in (None, "", "*", str(key.get("model.name")), "vit")
+        backend_ok = row["backend"] in ("*", "", str(key.get("attention.name")))
+        if model_ok and backend_ok and _setting_matches(row["setting"], key):
             return row
     return None
 
 
-def build_table(runs: list[dict[str, Any]], rows: list[str], column: str, metric: str,
-                expected: list[dict[str, Any]], missing_data: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """One output row per (row keys, column value); metric in percent."""
+def build_table(runs: list[dict[str, Any]], rows: list[str], column: str, metric: str | list[str],
+                expected: list[dict[str, Any]], missing_data: dict[str, str] | None = None,
+                scale: float = 100.0) -> list[dict[str, Any]]:
+    """One output row per (row keys, column value); each metric as ``<metric>:ours_mean`` etc.
+    For a single metric the unprefixed names (ours_mean, paper_mean, diff, ...) are filled too."""
+    metrics = [metric] if isinstance(metric, str) else list(metric)
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for run in runs:
-        key = tuple(run.get(f"cfg.{k}") for k in [*rows, column])
-        groups[key].append(run)
+        groups[tuple(run.get(f"cfg.{k}") for k in [*rows, column])].append(run)
     table = []
     for key, members in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
-        values = [100 * r[f"metric.{metric}"] for r in members
-                  if r.get("status") == "finished" and r.get(f"metric.{metric}") is not None]
         lookup = dict(zip([*rows, column], key))
-        lookup.setdefault("attention.name", members[0].get("cfg.attention.name"))
-        lookup.setdefault("attention.layers", members[0].get("cfg.attention.layers"))
-        lookup.setdefault("model.depth", members[0].get("cfg.model.depth"))
-        paper = find_expected(expected, lookup)
-        row: dict[str, Any] = {k: v for k, v in zip([*rows, column], key)}
-        row["n_runs"] = len(values)
+        for extra in ("attention.name", "attention.layers", "model.depth", "model.name", "data.pred_len"):
+            lookup.setdefault(extra, members[0].get(f"cfg.{extra}"))
+        row: dict[str, Any] = dict(zip([*rows, column], key))
         row["n_failed"] = sum(1 for r in members if r.get("status") == "failed")
-        if values:
-            mean, std = mean_std(values)
-            row.update(ours_mean=round(mean, 2), ours_std=round(std, 2))
-        else:
-            row.update(ours_mean=None, ours_std=None)
-        if paper:
-            row.update(paper_mean=float(paper["expected"]), paper_std=float(paper["expected_std"]),
-                       tolerance=float(paper["tolerance"]))
+        for m in metrics:
+            values = [scale * r[f"metric.{m}"] for r in members
+                      if r.get("status") == "finished" and r.get(f"metric.{m}") is not None]
+            cell: dict[str, Any] = {"n_runs": len(values), "ours_mean": None, "ours_std": None}
             if values:
-                row["diff"] = round(row["ours_mean"] - row["paper_mean"], 2)
-                row["within_tolerance"] = abs(row["diff"]) <= row["tolerance"]
+                mean, std = mean_std(values)
+                cell.update(ours_mean=round(mean, 4 if scale == 1 else 2), ours_std=round(std, 4 if scale == 1 else 2))
+            paper = find_expected(expected, lookup, m)
+            if paper:
+                cell.update(paper_mean=float(paper["expected"]), paper_std=float(paper["expected_std"] or 0),
+                            tolerance=float(paper["tolerance"]))
+                if values:
+                    cell["diff"] = round(cell["ours_mean"] - cell["paper_mean"], 4 if scale == 1 else 2)
+                    cell["within_tolerance"] = abs(cell["diff"]) <= cell["tolerance"]
+            row.update({f"{m}:{k}": v for k, v in cell.items()})
+            if len(metrics) == 1:
+                row.update(cell)
+        row["n_runs"] = row[f"{metrics[0]}:n_runs"]
         table.append(row)
     for dataset, reason in (missing_data or {}).items():
         table.append({rows[0]: dataset, column: "*", "n_runs": 0, "note": f"data not present: {reason}"})
     return table
-
-
-COLUMNS = ["n_runs", "n_failed", "ours_mean", "ours_std", "paper_mean", "paper_std", "diff", "tolerance",
-           "within_tolerance", "note"]
 
 
 def fmt(value: Any) -> str:
@@ -92,9 +95,14 @@ def fmt(value: Any) -> str:
 
 
 def write_table(table: list[dict[str, Any]], keys: list[str], title: str, header_lines: list[str],
-                out_stem: Path) -> None:
+                out_stem: Path, metrics: list[str] | None = None) -> None:
+    metrics = metrics or [""]
     out_stem.parent.mkdir(parents=True, exist_ok=True)
-    fields = [*keys, *COLUMNS]
+    per_metric = ["ours_mean", "ours_std", "paper_mean", "paper_std", "diff", "tolerance", "within_tolerance"]
+    if metrics == [""]:
+        fields = [*keys, "n_runs", "n_failed", *per_metric, "note"]
+    else:
+        fields = [*keys, "n_runs", "n_failed", *[f"{m}:{k}" for m in metrics for k in per_metric], "note"]
     tmp_csv = out_stem.with_suffix(".csv.tmp")
     with open(tmp_csv, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
@@ -102,16 +110,25 @@ def write_table(table: list[dict[str, Any]], keys: list[str], title: str, header
         writer.writerows(table)
     tmp_csv.replace(out_stem.with_suffix(".csv"))
     lines = [f"# {title}", "", *header_lines, ""]
-    shown = [*keys, "ours (mean ± std, n)", "paper (mean ± std)", "diff", "tolerance", "within", "note"]
+    shown = [*keys]
+    for m in metrics:
+        label = f" {m}" if m else ""
+        shown += [f"ours{label} (mean ± std, n)", f"paper{label}", "diff", "tol", "within"]
+    shown.append("note")
     lines += ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
     for row in table:
-        ours = (f"{row['ours_mean']:.2f} ± {row['ours_std']:.2f} (n={row['n_runs']})"
-                if row.get("ours_mean") is not None else f"— (n={row.get('n_runs', 0)})")
-        if row.get("n_failed"):
-            ours += f", {row['n_failed']} failed"
-        paper = f"{row['paper_mean']:.1f} ± {row['paper_std']:.1f}" if row.get("paper_mean") is not None else "—"
-        cells = [fmt(row.get(k)) for k in keys] + [ours, paper, fmt(row.get("diff")), fmt(row.get("tolerance")),
-                                                    fmt(row.get("within_tolerance")), fmt(row.get("note"))]
+        cells = [fmt(row.get(k)) for k in keys]
+        for m in metrics:
+            get = (lambda k, m=m: row.get(f"{m}:{k}")) if m else row.get
+            if get("ours_mean") is not None:
+                ours = f"{get('ours_mean')} ± {get('ours_std')} (n={get('n_runs')})"
+            else:
+                ours = f"— (n={get('n_runs') or 0})"
+            if row.get("n_failed"):
+                ours += f", {row['n_failed']} failed"
+            paper = (f"{get('paper_mean')} ± {get('paper_std')}" if get("paper_std") else fmt(get("paper_mean")))
+            cells += [ours, paper, fmt(get("diff")), fmt(get("tolerance")), fmt(get("within_tolerance"))]
+        cells.append(fmt(row.get("note")))
         lines.append("| " + " | ".join(cells) + " |")
     tmp_md = out_stem.with_suffix(".md.tmp")
     tmp_md.write_text("\n".join(lines) + "\n")
