@@ -12,7 +12,7 @@ export WANDB_CONSOLE ?= off
 DATA ?= $(or $(QDSBENCH_DATA),data)
 ARGS ?=
 
-.PHONY: help install run test test-full lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear qds-expressivity
+.PHONY: help install run test test-full lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear qds-expressivity report dashboard reproduce-paper browser-deps
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -65,6 +65,25 @@ reproduce-olinear: install ## OLinear + DLinear on the provided forecasting data
 
 qds-expressivity: install ## QDSFormer expressivity analysis -> results/qds/expressivity.md + figures/
 	$(PY) scripts/qds_expressivity.py
+
+report: install ## HTML dashboard + summary tables of every run under logs/ -> logs/report/index.html
+	$(VENV)/bin/qdsbench-report --logs $(or $(LOGS),logs) --results results --out logs/report
+
+PORT ?= 8765
+dashboard: report ## build the report and serve it on http://127.0.0.1:$(PORT)/ (Ctrl-C to stop)
+	@echo "dashboard: http://127.0.0.1:$(PORT)/index.html  (or open logs/report/index.html directly)"
+	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory logs/report
+
+PAPERS := qds olinear
+reproduce-paper: install ## PAPER=<qds|olinear|delta|monarch|analysis|all>: run that paper's reproduction, then the report
+	@case "$(PAPER)" in qds|olinear) $(MAKE) reproduce-$(PAPER) ;; \
+	  all) for p in $(PAPERS); do $(MAKE) reproduce-$$p || exit 1; done ;; \
+	  delta|monarch|analysis) echo "reproduce-paper: PAPER=$(PAPER) has no reproduction yet; available: $(PAPERS) all"; exit 2 ;; \
+	  *) echo "reproduce-paper: unknown PAPER='$(PAPER)'; valid choices: qds, olinear, delta, monarch, analysis, all"; exit 2 ;; esac
+	$(MAKE) report
+
+browser-deps: ## Debian Chromium for the browser test (apt-get, only when /usr/bin/chromium is missing)
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 clean-logs: ## remove logs/ (run records)
 	rm -rf logs

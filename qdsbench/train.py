@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from qdsbench.builders import build_callbacks, build_datamodule, build_loggers, build_task
 from qdsbench.resume import LAST_CHECKPOINT, checkpoint_step, resolve_resume, truncate_history
@@ -66,10 +66,19 @@ def _open_record(cfg: DictConfig) -> tuple[RunRecord | NullRecord, Path | None]:
     return record, resume_dir
 
 
+def _snapshot_config(cfg: DictConfig, run_dir: Path) -> None:
+    """Runs started from Python (not the CLI) get the same `.hydra/config.yaml` snapshot Hydra writes."""
+    path = run_dir / ".hydra" / "config.yaml"
+    if rank_zero_only.rank == 0 and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, path)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     validate(cfg)
     record, _ = _open_record(cfg)
     run_dir = Path(cfg.paths.output_dir)
+    _snapshot_config(cfg, run_dir)
     started = time.time()
     try:
         seed_and_threads(cfg)
