@@ -61,7 +61,8 @@ def test_wandb_offline_reader_recovers_history_config_and_summary(fixture_logs):
     parsed = read_wandb_run(path)
     logged = [row for row in parsed["history"] if "val/acc" in row]
     assert len(logged) == 2
-    ours = [line for line in (fixture_logs / "wandb_run" / "metrics.csv").read_text().splitlines() if ",val/acc," in line]
+    history = (fixture_logs / "wandb_run" / "metrics.csv").read_text().splitlines()
+    ours = [line for line in history if ",val/acc," in line]
     assert [round(r["val/acc"], 6) for r in logged] == [round(float(line.split(",")[3]), 6) for line in ours]
     runs, _ = collect(fixture_logs)
     wandb_only = runs[runs["run_dir"].str.endswith("wandb_only")].iloc[0]

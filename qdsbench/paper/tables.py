@@ -119,7 +119,7 @@ def write_table(table: list[dict[str, Any]], keys: list[str], title: str, header
     for row in table:
         cells = [fmt(row.get(k)) for k in keys]
         for m in metrics:
-            get = (lambda k, m=m: row.get(f"{m}:{k}")) if m else row.get
+            get = (lambda k, m=m, row=row: row.get(f"{m}:{k}")) if m else row.get
             if get("ours_mean") is not None:
                 ours = f"{get('ours_mean')} ± {get('ours_std')} (n={get('n_runs')})"
             else:

@@ -101,6 +101,7 @@ def render(payload: dict[str, Any]) -> str:
     return TEMPLATE.replace("%PLOTLY%", get_plotlyjs()).replace("%DATA%", data)
 
 
+# ruff: noqa: E501  (the embedded HTML/JS template)
 TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>qdsbench report</title>
 <style>
