@@ -1,0 +1,102 @@
+"""MonarchAttention and the efficient-attention baselines; zero-shot conversion of a trained run."""
+
+import json
+
+import pytest
+import torch
+
+from qdsbench import attention
+from qdsbench.attention.monarch import monarch_flops
+from qdsbench.convert import convert_and_evaluate
+from qdsbench.train import train
+
+
+def qkv(n=50, d=16, scale=1.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(2, 3, n, d, generator=g, dtype=torch.float64) * scale for _ in range(3)]
+
+
+@pytest.mark.parametrize("n,block,steps,pad", [(49, 7, 1, "pre"), (50, 7, 2, "pre"), (50, 7, 3, "post"),
+                                               (197, 14, 2, "pre"), (16, None, 1, "post")])
+def test_efficient_form_equals_explicit_matrix(n, block, steps, pad):
+    q, k, v = qkv(n)
+    backend = attention.create("monarch", block_size=block, num_steps=steps, pad=pad)
+    a = backend.attention_matrix(q, k)
+    assert a.shape[-2:] == (n, n) and (a >= 0).all()
+    torch.testing.assert_close(a.sum(-1), torch.ones(2, 3, n, dtype=torch.float64))  # row-stochastic
+    torch.testing.assert_close(backend(q, k, v), a @ v)
+
+
+@pytest.mark.parametrize("block", [1, 50])
+def test_degenerate_block_sizes_are_exact_softmax(block):
+    q, k, v = qkv(50)
+    torch.testing.assert_close(attention.create("monarch", block_size=block)(q, k, v),
+                               attention.create("softmax")(q, k, v))
+
+
+def test_more_steps_raise_the_variational_objective():
+    q, k, _ = qkv(64, scale=0.8)
+    s = q @ k.transpose(-1, -2) / 4
+
+    def objective(a):
+        return float((a * s).sum() - torch.special.xlogy(a, a).sum())
+
+    values = [objective(attention.create("monarch", block_size=8, num_steps=t).attention_matrix(q, k))
+              for t in (1, 2, 3, 4)]
+    assert all(b >= a - 1e-9 for a, b in zip(values, values[1:]))
+    assert objective(torch.softmax(s, -1)) >= values[-1]  # softmax is the unconstrained maximiser
+
+
+def test_flop_formula_matches_the_papers_ratios_and_the_flop_counter():
+    ratio = [monarch_flops(197, 64, 14, t) / (4 * 197**2 * 64) for t in (1, 2, 3)]
+    assert [round(r, 3) for r in ratio] == [0.195, 0.352, 0.509]
+    from torch.utils.flop_counter import FlopCounterMode
+
+    q, k, v = (t.float() for t in qkv(197, d=64))
+    with FlopCounterMode(display=False) as counter:
+        attention.create("monarch", block_size=14, num_steps=2)(q, k, v)
+    assert counter.get_total_flops() == 2 * 3 * monarch_flops(197, 64, 14, 2)
+
+
+def test_baselines_approximate_softmax_where_they_should():
+    q, k, v = qkv(64, scale=0.5)
+    exact = attention.create("softmax")(q, k, v)
+
+    def rel(out):
+        return float((out - exact).norm() / exact.norm())
+
+    # landmarks = N: exact up to the iterative pseudo-inverse, which converges with more iterations
+    six = rel(attention.create("nystrom", num_landmarks=64)(q, k, v))
+    assert six < 0.05 and rel(attention.create("nystrom", num_landmarks=64, pinv_iterations=30)(q, k, v)) < 1e-6
+    assert rel(attention.create("nystrom", num_landmarks=16)(q, k, v)) < rel(attention.create("linear")(q, k, v)) + 0.5
+    few = rel(attention.create("performer", num_features=16, redraw=False)(q, k, v))
+    many = rel(attention.create("performer", num_features=8192, redraw=False)(q, k, v))
+    assert many < 0.05 and many < few
+    for name in ("cosformer", "linear"):
+        out = attention.create(name)(q, k, v)
+        assert out.shape == exact.shape and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", ["monarch", "performer", "nystrom", "cosformer", "linear"])
+def test_non_causal_only_and_clear_errors(name):
+    with pytest.raises(ValueError, match="does not support causal"):
+        attention.create(name, causal=True)
+
+
+def test_bad_monarch_options():
+    with pytest.raises(ValueError, match="valid choices: pre, post"):
+        attention.create("monarch", pad="middle")
+
+
+def test_zero_shot_conversion_of_a_trained_run(make_cfg, tmp_path):
+    train(make_cfg("trainer.max_epochs=3", "model.tokenizer=patch", "model.patch_size=2", "model.depth=2"))
+    run_dir = tmp_path / "run"
+    same = convert_and_evaluate(run_dir, {"name": "softmax"}, "all")
+    assert same["accuracy"] == same["original_accuracy"] and max(same["relative_output_error"]) < 1e-5
+    exact = convert_and_evaluate(run_dir, {"name": "monarch", "block_size": 17}, "all")  # 16 patches + CLS
+    assert abs(exact["accuracy"] - exact["original_accuracy"]) < 1e-9
+    result = convert_and_evaluate(run_dir, {"name": "monarch", "block_size": 4, "num_steps": 2}, "second_half")
+    assert result["layers"] == [1] and result["relative_output_error"][0] == pytest.approx(0, abs=1e-6)
+    assert result["relative_output_error"][1] > 0 and result["row_kl"][1] > 0
+    assert result["attention_flops_analytic"] is not None
+    json.dumps(result)
