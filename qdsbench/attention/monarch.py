@@ -48,7 +48,7 @@ class MonarchAttention(AttentionBackend):
 
     def _factors(self, q, k):
         """(R, L, masks) for q, k of shape (B, H, N, d)."""
-        n, d = q.shape[-2], q.shape[-1]
+        n = q.shape[-2]
         b, m, extra = self.geometry(n)
         s = self.scale_for(q)
         valid = torch.ones(n, dtype=torch.bool, device=q.device)
