@@ -12,7 +12,7 @@ export WANDB_CONSOLE ?= off
 DATA ?= $(or $(QDSBENCH_DATA),data)
 ARGS ?=
 
-.PHONY: help install run test test-full lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear qds-expressivity report dashboard reproduce-paper browser-deps
+.PHONY: help install run test test-full lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear reproduce-monarch bench-monarch qds-expressivity report dashboard reproduce-paper browser-deps
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -63,6 +63,13 @@ OLINEAR_TABLES ?= ili,etth1,etth2
 reproduce-olinear: install ## OLinear + DLinear on the provided forecasting data -> results/olinear/ (needs QDSBENCH_DATA)
 	$(VENV)/bin/qdsbench-reproduce --paper olinear --budget $(or $(BUDGET),cpu) --tables $(OLINEAR_TABLES)
 
+reproduce-monarch: install data-mnist ## train the 197-token softmax ViT, then the zero-shot conversion grid -> results/monarch/
+	test -f logs/monarch/vit_long/summary.json || $(VENV)/bin/qdsbench-train experiment=monarch/vit_long logger=csv hydra.run.dir=logs/monarch/vit_long
+	$(PY) scripts/monarch_grid.py logs/monarch/vit_long --max-samples 1000
+
+bench-monarch: install ## MonarchAttention vs softmax/SDPA wall time on this CPU -> results/bench/monarch.md
+	$(PY) scripts/bench_monarch.py
+
 qds-expressivity: install ## QDSFormer expressivity analysis -> results/qds/expressivity.md + figures/
 	$(PY) scripts/qds_expressivity.py
 
@@ -74,11 +81,11 @@ dashboard: report ## build the report and serve it on http://127.0.0.1:$(PORT)/ 
 	@echo "dashboard: http://127.0.0.1:$(PORT)/index.html  (or open logs/report/index.html directly)"
 	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory logs/report
 
-PAPERS := qds olinear
+PAPERS := qds olinear monarch
 reproduce-paper: install ## PAPER=<qds|olinear|delta|monarch|analysis|all>: run that paper's reproduction, then the report
-	@case "$(PAPER)" in qds|olinear) $(MAKE) reproduce-$(PAPER) ;; \
+	@case "$(PAPER)" in qds|olinear|monarch) $(MAKE) reproduce-$(PAPER) ;; \
 	  all) for p in $(PAPERS); do $(MAKE) reproduce-$$p || exit 1; done ;; \
-	  delta|monarch|analysis) echo "reproduce-paper: PAPER=$(PAPER) has no reproduction yet; available: $(PAPERS) all"; exit 2 ;; \
+	  delta|analysis) echo "reproduce-paper: PAPER=$(PAPER) has no reproduction yet; available: $(PAPERS) all"; exit 2 ;; \
 	  *) echo "reproduce-paper: unknown PAPER='$(PAPER)'; valid choices: qds, olinear, delta, monarch, analysis, all"; exit 2 ;; esac
 	$(MAKE) report
 
