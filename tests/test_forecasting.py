@@ -1,6 +1,7 @@
 """The long-term-forecasting protocol, OrthoTrans and OLinear, on the real provided files."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -125,3 +126,29 @@ def test_test_metrics_are_float64_over_all_windows(make_cfg, shared_data_dir):
                              "model.d_model=32", "model.d_ff=32", "callbacks=forecasting", run_name="ili"))
     assert metrics["test/windows"] == 170 * 24 * 7
     assert metrics["test/mse"] > 0 and metrics["test/mae"] > 0
+
+
+@pytest.fixture
+def synthetic_ett(tmp_path):
+    """An ETT-shaped CSV (14400 hourly rows: the protocol's minimum) with the real file's header."""
+    rng = np.random.default_rng(0)
+    t = np.arange(14400)
+    values = np.stack([np.sin(t / (24 + 5 * j)) + 0.1 * rng.normal(size=t.size) for j in range(7)], axis=1)
+    frame = pd.DataFrame(values, columns=["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"])
+    frame.insert(0, "date", pd.date_range("2016-07-01", periods=t.size, freq="h").astype(str))
+    (tmp_path / "ETT-small").mkdir()
+    frame.to_csv(tmp_path / "ETT-small" / "ETTh1.csv", index=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize("model,extra", [("olinear", ["model.d_model=16", "model.d_ff=16"]), ("dlinear", []),
+                                         ("itransformer", ["model.d_model=16", "model.num_heads=2"]),
+                                         ("itransformer", ["model.d_model=16", "model.num_heads=2",
+                                                           "attention=sinkhorn"])])
+def test_fast_dev_run_on_a_synthetic_ett_csv(make_cfg, synthetic_ett, model, extra):
+    from qdsbench.train import train
+
+    metrics = train(make_cfg(f"experiment={model}/etth1", f"paths.data_dir={synthetic_ett}", "data.verify_md5=false",
+                             "+trainer.fast_dev_run=true", "callbacks=forecasting", *extra,
+                             run_name=f"{model}_{len(extra)}"))
+    assert np.isfinite(metrics["test/mse"]) and metrics["test/windows"] == 16 * 96 * 7

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from qdsbench.cli._config import REPO_ROOT, config_dir
 from qdsbench.paper.records import load_runs
-from qdsbench.paper.tables import build_table, load_expected, write_table
+from qdsbench.paper.tables import add_average_rows, build_table, load_expected, write_table
 
 BUDGETS = ("paper", "cpu", "smoke")
 
@@ -98,6 +98,9 @@ def run(manifest: DictConfig, tables: list[str], budget: str, log_root: Path, ou
         scale = float(spec.get("scale", 100.0))
         result = build_table(runs, list(spec.rows), spec.column, metrics if len(metrics) > 1 else metrics[0],
                              expected, missing, scale=scale)
+        if spec.get("average_over"):
+            result = add_average_rows(result, list(spec.rows), spec.column, spec.average_over, metrics, expected,
+                                      scale)
         header = [
             f"Budget: **{manifest.budgets[budget].label}**.",
             f"Made by: `qdsbench-reproduce --paper {manifest.paper} --budget {budget} --tables {table}` "
