@@ -100,3 +100,30 @@ def test_zero_shot_conversion_of_a_trained_run(make_cfg, tmp_path):
     assert result["relative_output_error"][1] > 0 and result["row_kl"][1] > 0
     assert result["attention_flops_analytic"] is not None
     json.dumps(result)
+
+
+def test_padding_gives_padded_keys_no_weight_and_pre_post_agree_without_padding():
+    q, k, v = qkv(48)
+    pre = attention.create("monarch", block_size=7, num_steps=2, pad="pre")
+    r, l_mat, (b, m, extra) = pre._factors(q, k)
+    assert extra == 1 and r[..., 0, :, 0].abs().max() == 0  # the one pre-pad key of block 0
+    post = attention.create("monarch", block_size=7, num_steps=2, pad="post")
+    r, _, _ = post._factors(q, k)
+    assert r[..., -1, :, -1].abs().max() == 0  # the post-pad key of the last block
+    q, k, v = qkv(49)
+    torch.testing.assert_close(attention.create("monarch", block_size=7, num_steps=3, pad="pre")(q, k, v),
+                               attention.create("monarch", block_size=7, num_steps=3, pad="post")(q, k, v))
+
+
+def test_conversion_leaves_untouched_layers_bit_identical(make_cfg, tmp_path):
+    from qdsbench.evaluate import load_task
+    from qdsbench.models.backend_attention import attention_layers, set_backend
+
+    train(make_cfg("trainer.max_epochs=1", "model.depth=2"))
+    _, task, _, _ = load_task(tmp_path / "run")
+    x = torch.randn(4, 1, 8, 8)
+    before = task.net.blocks[0](task.net._pos_embed(task.net.patch_embed(x)))
+    set_backend(task.net, {"name": "monarch", "block_size": 2}, "second_half")
+    after = task.net.blocks[0](task.net._pos_embed(task.net.patch_embed(x)))
+    assert torch.equal(before, after)
+    assert type(attention_layers(task.net)[0].backend).__name__ == "SoftmaxAttention"
