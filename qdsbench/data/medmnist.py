@@ -16,6 +16,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from qdsbench.data.errors import DatasetCorruptError, DatasetMissingError
 from qdsbench.data.registry import register
+from qdsbench.data.splits import limit
 from qdsbench.data.vision import ImageClassificationDataModule
 
 # flag -> (in_chans, num_classes); the QDSFormer paper's Table 2 uses the 7 grayscale-or-RGB 2-D subsets below.
@@ -74,9 +75,9 @@ class MedMNISTDataModule(ImageClassificationDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         arrays = self.load()
-        self.train_set = self._split(arrays, "train")
-        self.val_set = self._split(arrays, "val")
-        self.test_set = self._split(arrays, "test")
+        self.train_set = limit(self._split(arrays, "train"), self.max_train_samples, self.split_seed)
+        self.val_set = limit(self._split(arrays, "val"), self.max_eval_samples, self.split_seed)
+        self.test_set = limit(self._split(arrays, "test"), self.max_eval_samples, self.split_seed)
 
     def build(self, train: bool) -> Dataset:
         return self._split(self.load(), "train" if train else "test")

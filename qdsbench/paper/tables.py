@@ -56,7 +56,10 @@ def build_table(runs: list[dict[str, Any]], rows: list[str], column: str, metric
     for run in runs:
         groups[tuple(run.get(f"cfg.{k}") for k in [*rows, column])].append(run)
     table = []
-    for key, members in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+    def order(value):
+        return (0, float(value), "") if isinstance(value, (int, float)) else (1, 0.0, str(value))
+
+    for key, members in sorted(groups.items(), key=lambda kv: tuple(order(x) for x in kv[0])):
         lookup = dict(zip([*rows, column], key))
         for extra in ("attention.name", "attention.layers", "model.depth", "model.name", "data.pred_len"):
             lookup.setdefault(extra, members[0].get(f"cfg.{extra}"))
