@@ -77,6 +77,8 @@ def convert_and_evaluate(run_dir: str | Path, backend: dict[str, Any], layers: s
     for x, y in loader:
         if max_samples is not None and seen >= max_samples:
             break
+        if max_samples is not None and seen + len(y) > max_samples:
+            x, y = x[: max_samples - seen], y[: max_samples - seen]
         rec_a, rec_b = _Recorder(original_layers), _Recorder(converted_layers)
         logits_a, logits_b = task(x), converted(x)
         rec_a.remove()
