@@ -152,3 +152,11 @@ def test_fast_dev_run_on_a_synthetic_ett_csv(make_cfg, synthetic_ett, model, ext
                              "+trainer.fast_dev_run=true", "callbacks=forecasting", *extra,
                              run_name=f"{model}_{len(extra)}"))
     assert np.isfinite(metrics["test/mse"]) and metrics["test/windows"] == 16 * 96 * 7
+
+
+def test_olinear_parameter_count_matches_the_reference(shared_data_dir, tmp_path):
+    from qdsbench import models
+
+    spec = {"name": "etth1", "data_dir": str(shared_data_dir), "seq_len": 96, "pred_len": 96}
+    net = models.create("olinear", data=spec, q_cache_dir=str(tmp_path))
+    assert sum(p.numel() for p in net.parameters()) == 4_518_944  # the notes' count for ETTh1, T = tau = 96
