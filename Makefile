@@ -90,7 +90,9 @@ reproduce-paper: install ## PAPER=<qds|olinear|delta|monarch|analysis|all>: run 
 	$(MAKE) report
 
 browser-deps: ## Debian Chromium for the browser test (apt-get, only when /usr/bin/chromium is missing)
-	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	  || echo "browser-deps: could not install chromium (not root?); the browser test will be skipped"
+	@test -x /usr/bin/chromium && echo "browser-deps: $$(/usr/bin/chromium --version 2>/dev/null)" || true
 
 clean-logs: ## remove logs/ (run records)
 	rm -rf logs
