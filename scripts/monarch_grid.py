@@ -34,11 +34,42 @@ def grid() -> list[tuple[dict, str]]:
     return points
 
 
+def plot(csv_path: Path, png_path: Path) -> None:
+    """Accuracy vs attention-FLOP ratio, one marker series per backend (and layer set for monarch)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(csv_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    series: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        label = r["backend"] + ("" if r["layers"] == "all" else f" ({r['layers']})")
+        series.setdefault(label, []).append((float(r["flops_ratio_vs_softmax"]), float(r["accuracy"])))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, points in series.items():
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    ax.axhline(float(rows[0]["original_accuracy"]), color="black", linestyle="--", label="softmax (original)")
+    ax.set_xlabel("attention FLOPs / softmax attention FLOPs")
+    ax.set_ylabel("test accuracy (zero-shot)")
+    ax.set_title("Zero-shot conversion of a 197-token ViT")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--max-samples", type=int, default=1000)
+    parser.add_argument("--plot-only", action="store_true", help="redraw the figure from conversion.csv")
     args = parser.parse_args()
+    if args.plot_only:
+        plot(OUT / "conversion.csv", OUT / "accuracy_vs_flops.png")
+        return
     started, rows = time.time(), []
     for backend, layers in grid():
         r = convert_and_evaluate(args.run_dir, backend, layers, args.max_samples)
@@ -73,7 +104,9 @@ def main() -> None:
     lines += [f"| {r['backend']} | {r['options']} | {r['layers']} | {r['accuracy']} ({r['original_accuracy']}) | "
               f"{r['mean_rel_output_error']} | {cell(r['mean_row_kl'])} | {r['flops_ratio_vs_softmax']} | "
               f"{cell(r['analytic_matches_measured'])} |" for r in rows]
+    lines += ["", "![accuracy vs FLOPs](accuracy_vs_flops.png)"]
     (OUT / "conversion.md").write_text("\n".join(lines) + "\n")
+    plot(OUT / "conversion.csv", OUT / "accuracy_vs_flops.png")
 
 
 if __name__ == "__main__":
