@@ -59,7 +59,7 @@ def main() -> None:
         info[name] = (frob, ent)
         rows.append({"analysis": "soundness (8x8, N(0,1) scores)", "operator": name,
                      "value": f"{dist.mean():.3g} ± {dist.std():.2g}", "paper": PAPER_SOUNDNESS.get(name, "—")})
-        rows.append({"analysis": "info preservation ||P - S||_F (8x8)", "operator": name,
+        rows.append({"analysis": "info preservation ‖P − S‖_F (8x8)", "operator": name,
                      "value": f"{frob.mean():.3f} ± {frob.std():.2f}", "paper": "Fig. 2B (plot only)"})
         rows.append({"analysis": "mean row entropy (8x8, max ln 8 = 2.079)", "operator": name,
                      "value": f"{ent.mean():.3f} ± {ent.std():.2f}", "paper": "Fig. 2B (plot only)"})
