@@ -1,0 +1,1 @@
+"""Attention analysis: sinks, diagonal patterns and oversmoothing measured on any qdsbench model."""
