@@ -51,3 +51,17 @@ def test_value_drain_ratio():
     v = torch.ones(T, 3)
     v[0] = 0.1
     assert abs(float(m.value_drain_ratio(v)) - 0.1) < 1e-6
+
+
+def test_analyze_a_trained_run_writes_metrics_and_figures(make_cfg, tmp_path):
+    import csv
+
+    from qdsbench.analysis.analyze import analyze
+    from qdsbench.train import train
+
+    train(make_cfg("trainer.max_epochs=1", "model.num_heads=2", "model.depth=2"))
+    out = analyze(tmp_path / "run", max_samples=32)
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [r["layer"] for r in rows] == ["0", "1"]
+    assert all(0 <= float(r["sink_rate"]) <= 1 and float(r["max_attention"]) > 0 for r in rows)
+    assert (out / "attention_layer0.png").stat().st_size > 1000 and (out / "metrics_vs_layer.png").is_file()
