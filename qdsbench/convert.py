@@ -32,7 +32,7 @@ def analytic_flops(backend: torch.nn.Module, n: int, d: int) -> int | None:
     if name == "monarch":
         b, _, _ = backend.geometry(n)
         return monarch_flops(n, d, b, backend.num_steps)
-    return None
+    return None  # kernel and sparse baselines: measured FLOPs only
 
 
 class _Recorder:

@@ -31,6 +31,8 @@ def grid() -> list[tuple[dict, str]]:
     for m in (8, 16, 32):
         points.append(({"name": "nystrom", "num_landmarks": m}, "all"))
     points += [({"name": "cosformer"}, "all"), ({"name": "linear"}, "all")]
+    for window in (14, 28):  # a sparse point: causal sink (CLS) + sliding window
+        points.append(({"name": "sink_window", "window": window, "sinks": 1}, "all"))
     return points
 
 
