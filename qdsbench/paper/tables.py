@@ -92,7 +92,6 @@ def build_table(runs: list[dict[str, Any]], rows: list[str], column: str, metric
 def add_average_rows(table: list[dict[str, Any]], rows: list[str], column: str, average_key: str,
                      metrics: list[str], expected: list[dict[str, Any]], scale: float) -> list[dict[str, Any]]:
     """Append, per group, the mean over ``average_key`` (e.g. the four horizons) of our means, as 'avg' rows."""
-    metrics = metrics if len(metrics) > 1 else metrics
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for row in table:
         if "note" not in row:
@@ -102,7 +101,6 @@ def add_average_rows(table: list[dict[str, Any]], rows: list[str], column: str, 
         out = dict(zip([k for k in [*rows, column] if k != average_key], key))
         out[average_key] = "avg"
         out["n_runs"] = min(m.get("n_runs", 0) for m in members)
-        lookup = {**out, "data.name": out.get("data.name"), "model.name": out.get("model.name")}
         for metric in metrics:
             prefix = f"{metric}:" if len(metrics) > 1 else ""
             values = [m.get(f"{prefix}ours_mean") for m in members]
@@ -110,7 +108,7 @@ def add_average_rows(table: list[dict[str, Any]], rows: list[str], column: str, 
             if values and all(v is not None for v in values):
                 cell["ours_mean"] = round(statistics.fmean(values), 4 if scale == 1 else 2)
                 cell["ours_std"] = 0.0
-            paper = find_expected(expected, {**lookup, average_key: "avg"}, metric)
+            paper = find_expected(expected, out, metric)
             if paper:
                 cell.update(paper_mean=float(paper["expected"]), tolerance=float(paper["tolerance"]))
                 if cell["ours_mean"] is not None:

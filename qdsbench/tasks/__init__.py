@@ -1,6 +1,5 @@
 """Training tasks (LightningModules) by name."""
 
-from qdsbench.registry import Registry  # noqa: F401
 from qdsbench.tasks.classification import ClassificationTask
 from qdsbench.tasks.registry import TASKS, register
 
