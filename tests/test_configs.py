@@ -14,6 +14,12 @@ def options(group: str) -> list[str]:
 
 FORECAST_DATA = {o for o in options("data") if "seq_len:" in (CONF_DIR / "data" / f"{o}.yaml").read_text()}
 FORECAST_MODELS = {"olinear", "dlinear", "itransformer"}
+SEQUENCE_PARTNERS = {  # token-sequence data and models of the analysis study compose with each other
+    "cooccurrence": ["data=cooccurrence", "model=yang_shallow", "task=cooccurrence"],
+    "yang_shallow": ["data=cooccurrence", "model=yang_shallow", "task=cooccurrence"],
+    "switch_tagging": ["data=switch_tagging", "model=tagger", "task=tagging"],
+    "tagger": ["data=switch_tagging", "model=tagger", "task=tagging"],
+}
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
@@ -21,6 +27,8 @@ def test_every_group_option_composes(group, option):
     partner = []
     if (group == "data" and option in FORECAST_DATA) or (group == "model" and option in FORECAST_MODELS):
         partner = ["data=etth1", "model=olinear", "task=forecasting"]  # forecasting models need forecasting data
+    if group in ("data", "model") and option in SEQUENCE_PARTNERS:
+        partner = SEQUENCE_PARTNERS[option]
     cfg = compose_config([*partner, f"{group}={option}", "paths.output_dir=/tmp/x"])
     OmegaConf.to_container(cfg, resolve=True)
 

@@ -4,7 +4,10 @@ Definitions follow shared/papers/analysis.md §1.3: Gu et al.'s importance score
 the queries that can see it) and sink rate (thresholded per sample, layer and head, then averaged); the proposed
 diagonal score (t >= 2, since A_11 = 1 under a causal mask) and 3-way head label; StreamingLLM's first-token
 attention; value-drain ratio; normalised distance to the token mean mu(X)/||X||_F; mean pairwise token cosine;
-Dobrushin's ergodicity coefficient. Every function reduces only the last two (or one) dimensions.
+Dobrushin's ergodicity coefficient; and, meaningful also under doubly stochastic attention, sink concentration,
+per-query views (sink mass, diagonal, max, entropy, gain) for splits by query type, the head smoothing profile
+(output gain g, token-specific signal kept kappa, sigma_2 contraction), Gu's proxy for unnormalised kernels and the
+residual-stream smoothing ratio. Every function reduces only the last two (or one) dimensions.
 """
 
 from __future__ import annotations
@@ -84,5 +87,105 @@ def mean_token_cosine(x: torch.Tensor) -> torch.Tensor:
 
 
 def dobrushin(a: torch.Tensor) -> torch.Tensor:
-    """tau(A) = 1/2 max_{i,j} sum_k |A_ik - A_jk|: 0 when all rows are equal (sink, uniform), 1 for a permutation."""
-    return 0.5 * (a[..., :, None, :] - a[..., None, :, :]).abs().sum(-1).amax((-2, -1))
+    """tau(A) = 1/2 max_{i,j} sum_k |A_ik - A_jk|: 0 when all rows are equal (sink, uniform), 1 for a permutation.
+    Computed one query row at a time, so (B, H, T, T) inputs need O(B H T^2) memory, not O(B H T^3)."""
+    best = torch.zeros(a.shape[:-2], dtype=a.dtype, device=a.device)
+    for i in range(a.shape[-2]):
+        best = torch.maximum(best, 0.5 * (a[..., i : i + 1, :] - a).abs().sum(-1).amax(-1))
+    return best
+
+
+# --- per-query views (for splits by query type) -------------------------------------------------------------------
+
+
+def query_sink_mass(a: torch.Tensor, sink: int = 0) -> torch.Tensor:
+    """Attention each query puts on the sink key: (..., T, T) -> (..., T)."""
+    return a[..., :, sink]
+
+
+def query_diagonal(a: torch.Tensor) -> torch.Tensor:
+    """A[i, i] per query: (..., T, T) -> (..., T)."""
+    return torch.diagonal(a, dim1=-2, dim2=-1)
+
+
+def query_max(a: torch.Tensor) -> torch.Tensor:
+    return a.amax(-1)
+
+
+def query_entropy(a: torch.Tensor) -> torch.Tensor:
+    return -torch.special.xlogy(a, a).sum(-1)
+
+
+# --- concentration measures that keep their meaning under doubly stochastic attention ------------------------------
+
+
+def sink_concentration(a: torch.Tensor) -> torch.Tensor:
+    """c = max_j (1/T) sum_i 1[argmax_k A_ik = j]: share of queries whose top key is the most popular key."""
+    top = a.argmax(-1)
+    counts = torch.zeros(*a.shape[:-2], a.shape[-1], dtype=a.dtype, device=a.device)
+    counts.scatter_add_(-1, top, torch.ones_like(top, dtype=a.dtype))
+    return counts.amax(-1) / a.shape[-2]
+
+
+def sink_argmax_fraction(a: torch.Tensor, sink: int = 0) -> torch.Tensor:
+    """Share of queries whose largest weight is on the sink key."""
+    return (a.argmax(-1) == sink).to(a.dtype).mean(-1)
+
+
+def proxy_attention(a: torch.Tensor) -> torch.Tensor:
+    """Gu et al. section 7.4 proxy for kernels without row normalisation: |A_ij| / sum_j |A_ij|."""
+    absolute = a.abs()
+    return absolute / absolute.sum(-1, keepdim=True).clamp_min(1e-30)
+
+
+def is_row_stochastic(a: torch.Tensor, tol: float = 1e-3) -> bool:
+    return bool(((a.sum(-1) - 1).abs() <= tol).all()) and bool((a >= -tol).all())
+
+
+# --- what a head does to its values (switch / smoothing profile, notes section 1.3 items 8-10) -----------------------
+
+
+def _centre(x: torch.Tensor) -> torch.Tensor:
+    return x - x.mean(-2, keepdim=True)
+
+
+def output_gain(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """g = ||A V||_F / ||V||_F: 0 for a hard switch (output identically 0), 1 for A = I."""
+    return (a @ v).flatten(-2).norm(dim=-1) / v.flatten(-2).norm(dim=-1).clamp_min(1e-12)
+
+
+def query_gain(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Per-query gain ||(A V)_i|| / rms_j ||v_j||, so that g^2 = mean_i g_i^2: (..., T)."""
+    rms = v.square().sum(-1).mean(-1, keepdim=True).sqrt().clamp_min(1e-12)
+    return (a @ v).norm(dim=-1) / rms
+
+
+def signal_kept(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """kappa = ||P A V||_F / ||P V||_F with P = I - 11^T/T: token-specific signal a head keeps (0: sink or uniform,
+    1: identity)."""
+    return _centre(a @ v).flatten(-2).norm(dim=-1) / _centre(v).flatten(-2).norm(dim=-1).clamp_min(1e-12)
+
+
+def sigma2_contraction(a: torch.Tensor) -> torch.Tensor:
+    """s(A) = ||P A P||_2 with P = I - 11^T/T, so mu(AX) <= s(A) mu(X) for row-stochastic A (A1 = 1); for doubly
+    stochastic A it equals the notes' ||A P||_2 = sigma_2(A). 0 for a sink or uniform matrix, 1 for A = I."""
+    t = a.shape[-1]
+    p = torch.eye(t, dtype=a.dtype, device=a.device) - 1.0 / t
+    return torch.linalg.matrix_norm(p @ a @ p, ord=2)
+
+
+def token_norm_ratio(x: torch.Tensor, token: int = 0) -> torch.Tensor:
+    """||x_token|| / mean_{j != token} ||x_j||: the value-drain ratio on values, the massive-activation ratio on
+    hidden states."""
+    return value_drain_ratio(x, token)
+
+
+def residual_smoothing(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+    """r = mu(H after the attention sublayer) / mu(H before), mu(X) = ||X - 1 xbar^T||_F: < 1 means the sublayer
+    smoothed the residual stream."""
+    return _centre(after).flatten(-2).norm(dim=-1) / _centre(before).flatten(-2).norm(dim=-1).clamp_min(1e-12)
+
+
+def column_importance_error(a: torch.Tensor) -> torch.Tensor:
+    """max_k |alpha_k - 1/T| without a causal mask: 0 for every doubly stochastic matrix (alpha_k = 1/T)."""
+    return (importance(a, causal=False) - 1.0 / a.shape[-1]).abs().amax(-1)
