@@ -63,7 +63,10 @@ def quantities(net, tokens: torch.Tensor, y: torch.Tensor, types: torch.Tensor) 
         rows = torch.arange(a.shape[0])
         q1 = _positions(tokens[both], MU1) + offset
         out["attn_q1_k2"] = float(a[rows, q1, _positions(tokens[both], MU2) + offset].mean())
-        out["attn_q1_k3"] = float(a[rows, q1, _positions(tokens[both], MU3) + offset].mean())
+        k3 = _positions(tokens[both], MU3) + offset
+        out["attn_q1_k3"] = float(a[rows, q1, k3].mean())
+        out["alpha_mu3"] = float(a[rows, :, k3].sum(-1).mean() / a.shape[-1])  # Gu score of mu3's key (1/T under DS)
+        out["attn_diagonal"] = float(torch.diagonal(a, dim1=-2, dim2=-1).mean())
         if net.readout == "cls":
             out["attn_cls_k1"] = float(a[rows, 0, _positions(tokens[both], MU1) + 1].mean())
             out["attn_cls_k3"] = float(a[rows, 0, _positions(tokens[both], MU3) + 1].mean())
