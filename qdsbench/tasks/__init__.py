@@ -5,7 +5,7 @@ from qdsbench.tasks.registry import TASKS, register
 
 register("classification")(ClassificationTask)
 
-from qdsbench.tasks import cooccurrence, forecasting, tagging  # noqa: E402,F401  (register their names)
+from qdsbench.tasks import cooccurrence, forecasting, language_model, tagging  # noqa: E402,F401  (register their names)
 
 
 def create(name: str, **kwargs):
