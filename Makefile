@@ -12,7 +12,7 @@ export WANDB_CONSOLE ?= off
 DATA ?= $(or $(QDSBENCH_DATA),data)
 ARGS ?=
 
-.PHONY: help install run test test-full lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear reproduce-monarch bench-monarch qds-expressivity reproduce-analysis report dashboard reproduce-paper browser-deps
+.PHONY: help install run test test-full lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear reproduce-monarch bench-monarch qds-expressivity reproduce-analysis reproduce-delta bench-sparse report dashboard reproduce-paper browser-deps
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -76,6 +76,12 @@ qds-expressivity: install ## QDSFormer expressivity analysis -> results/qds/expr
 reproduce-analysis: install data-mnist ## attention analysis study (co-occurrence dynamics, softmax vs DS; ~1 h on 2 cores) -> results/analysis/, results/cooccurrence/
 	$(PY) scripts/reproduce_analysis.py $(ARGS)
 
+reproduce-delta: install ## train the RULER-synth decoder if missing (~1 h), then the Delta / sparse prefill grid -> results/delta/
+	$(PY) scripts/reproduce_delta.py $(ARGS)
+
+bench-sparse: install ## full SDPA vs sink_window vs Delta time and peak memory, N = 1K..32K -> results/bench/sparse.md
+	$(PY) scripts/bench_sparse.py $(ARGS)
+
 report: install ## HTML dashboard + summary tables of every run under logs/ -> logs/report/index.html
 	$(VENV)/bin/qdsbench-report --logs $(or $(LOGS),logs) --results results --out logs/report
 
@@ -84,11 +90,10 @@ dashboard: report ## build the report and serve it on http://127.0.0.1:$(PORT)/ 
 	@echo "dashboard: http://127.0.0.1:$(PORT)/index.html  (or open logs/report/index.html directly)"
 	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory logs/report
 
-PAPERS := qds olinear monarch analysis
+PAPERS := qds olinear delta monarch analysis
 reproduce-paper: install ## PAPER=<qds|olinear|delta|monarch|analysis|all>: run that paper's reproduction, then the report
-	@case "$(PAPER)" in qds|olinear|monarch|analysis) $(MAKE) reproduce-$(PAPER) ;; \
+	@case "$(PAPER)" in qds|olinear|delta|monarch|analysis) $(MAKE) reproduce-$(PAPER) ;; \
 	  all) for p in $(PAPERS); do $(MAKE) reproduce-$$p || exit 1; done ;; \
-	  delta) echo "reproduce-paper: PAPER=$(PAPER) has no reproduction yet; available: $(PAPERS) all"; exit 2 ;; \
 	  *) echo "reproduce-paper: unknown PAPER='$(PAPER)'; valid choices: qds, olinear, delta, monarch, analysis, all"; exit 2 ;; esac
 	$(MAKE) report
 

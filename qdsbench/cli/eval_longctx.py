@@ -1,0 +1,19 @@
+"""``qdsbench-eval-longctx``: RULER-synth accuracy of a trained decoder with a sparse or Delta prefill."""
+
+import hydra
+from omegaconf import DictConfig
+
+import qdsbench  # noqa: F401
+from qdsbench.cli._config import config_dir
+from qdsbench.cli.errors import exit_on_user_error
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval_longctx")
+def main(cfg: DictConfig) -> None:
+    from qdsbench.longctx.run_eval import run_eval
+
+    exit_on_user_error(lambda: run_eval(cfg))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""The Hydra-facing side of the long-context evaluation: load the run, evaluate one method, write its rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from qdsbench.evaluate import load_task
+from qdsbench.longctx.evaluate import Evaluator, evaluate_methods, method_label
+from qdsbench.runrecord import atomic_write_json, now_iso
+
+
+def load_decoder(run_dir: str | Path, ckpt_path: str | None = None, samples: int | None = None):
+    overrides = {"data.test_samples": samples} if samples else None
+    cfg, task, datamodule, checkpoint = load_task(run_dir, ckpt_path, overrides)
+    if cfg.model.name != "decoder_lm":
+        raise ValueError(f"run {run_dir} trained model '{cfg.model.name}'; the long-context evaluation needs "
+                         f"model=decoder_lm (experiment=delta/train)")
+    return cfg, task.net.eval(), datamodule, checkpoint
+
+
+def rows_to_csv(rows: list[dict]) -> str:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def run_eval(cfg: DictConfig) -> list[dict]:
+    if cfg.get("num_threads"):
+        torch.set_num_threads(int(cfg.num_threads))
+    method = OmegaConf.to_container(cfg.attention, resolve=True)
+    if method["name"] not in ("sdpa", "softmax", "sink_window", "delta"):
+        raise ValueError(f"attention={method['name']} is not a prefill method here; valid choices: sdpa, "
+                         f"sink_window, delta")
+    _, model, datamodule, checkpoint = load_decoder(cfg.run_dir, cfg.get("ckpt_path"), cfg.samples)
+    evaluator = Evaluator(model, datamodule.generator.vocab.eos, cfg.last_k)
+    rows = evaluate_methods(evaluator, datamodule, [method], list(cfg.lengths), cfg.get("tasks"), cfg.batch_size)
+    rows = [r for r in rows if r["method"] == method_label(method)]
+    out_dir = Path(cfg.run_dir) / "longctx_eval"
+    out_dir.mkdir(exist_ok=True)
+    stem = f"{method_label(method)}_{now_iso().replace(':', '-')}"
+    (out_dir / f"{stem}.csv").write_text(rows_to_csv(rows))
+    atomic_write_json(out_dir / f"{stem}.json", {"checkpoint": str(checkpoint), "method": method, "rows": rows,
+                                                 "time": now_iso()})
+    for length in sorted({r["length"] for r in rows}):
+        scores = [r["score"] for r in rows if r["length"] == length]
+        print(f"{method_label(method)} N={length}: mean score {sum(scores) / len(scores):.1f} over {len(scores)} "
+              f"tasks -> {out_dir / stem}.csv")
+    return rows
