@@ -5,7 +5,7 @@ import csv
 
 import pytest
 import torch
-from conftest import compose_config
+from conftest import REPO_ROOT, compose_config
 from omegaconf import OmegaConf
 
 from qdsbench.longctx.evaluate import Evaluator, evaluate_methods, spearman_rows
@@ -108,3 +108,23 @@ def test_eval_refuses_a_non_decoder_run(tmp_path):
     cfg = compose_config([f"run_dir={tmp_path}", "attention=monarch"], config_name="eval_longctx")
     with pytest.raises(ValueError, match="valid choices: sdpa, sink_window, delta"):
         run_eval(cfg)
+
+
+@pytest.mark.slow
+def test_reproduce_delta_script_end_to_end(tmp_path):
+    """The reproduction script on a tiny trained run: every table and the plot are written."""
+    import subprocess
+    import sys
+
+    from qdsbench.train import train
+
+    train(lm_cfg(tmp_path, steps=20))
+    out = tmp_path / "results"
+    subprocess.run([sys.executable, "scripts/reproduce_delta.py", "--run-dir", str(tmp_path / "run"), "--samples", "2",
+                    "--lengths", "64,128", "--windows", "8,16", "--gammas", "8,16", "--out", str(out)], check=True,
+                   cwd=str(REPO_ROOT))
+    for name in ("accuracy.md", "accuracy.csv", "tasks.md", "intrinsic.md", "nll.md", "gamma.md", "locality.md",
+                 "grid.csv", "accuracy_vs_ratio.png"):
+        assert (out / name).stat().st_size > 0, name
+    rows = list(csv.DictReader(open(out / "accuracy.csv")))
+    assert {(r["N"], r["W"]) for r in rows} == {("64", "8"), ("64", "16"), ("128", "8"), ("128", "16")}
