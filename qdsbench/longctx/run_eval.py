@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 
 import torch
@@ -49,8 +50,29 @@ def run_eval(cfg: DictConfig) -> list[dict]:
     (out_dir / f"{stem}.csv").write_text(rows_to_csv(rows))
     atomic_write_json(out_dir / f"{stem}.json", {"checkpoint": str(checkpoint), "method": method, "rows": rows,
                                                  "time": now_iso()})
+    if cfg.get("wandb", True):
+        log_wandb(rows, method, out_dir, stem, Path(cfg.run_dir))
     for length in sorted({r["length"] for r in rows}):
         scores = [r["score"] for r in rows if r["length"] == length]
         print(f"{method_label(method)} N={length}: mean score {sum(scores) / len(scores):.1f} over {len(scores)} "
               f"tasks -> {out_dir / stem}.csv")
     return rows
+
+
+def log_wandb(rows: list[dict], method: dict, out_dir: Path, stem: str, run_dir: Path) -> None:
+    """One W&B run per evaluation (job_type=eval_longctx), offline unless WANDB_MODE says otherwise."""
+    mode = os.environ.get("WANDB_MODE", "offline")
+    if mode == "disabled" or not rows:
+        return
+    import wandb
+
+    run = wandb.init(project="qdsbench", job_type="eval_longctx", dir=str(out_dir), mode=mode, name=stem,
+                     group=run_dir.name, config={"run_dir": str(run_dir), **method}, reinit="finish_previous")
+    try:
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        run.log({"longctx/rows": wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in rows])})
+        for r in rows:
+            run.log({f"longctx/{r['task']}/{r['length']}/score": r["score"],
+                     f"longctx/{r['task']}/{r['length']}/answer_nll": r["answer_nll"]})
+    finally:
+        run.finish()
