@@ -29,6 +29,8 @@ def test_every_group_option_composes(group, option):
         partner = ["data=etth1", "model=olinear", "task=forecasting"]  # forecasting models need forecasting data
     if group in ("data", "model") and option in SEQUENCE_PARTNERS:
         partner = SEQUENCE_PARTNERS[option]
+    if (group == "data" and option.startswith("ruler_")) or (group == "model" and option == "decoder_lm"):
+        partner = ["data=ruler_synth", "model=decoder_lm", "task=language_model", "attention=sdpa"]
     cfg = compose_config([*partner, f"{group}={option}", "paths.output_dir=/tmp/x"])
     OmegaConf.to_container(cfg, resolve=True)
 

@@ -134,3 +134,17 @@ def test_curriculum_follows_its_stages(tmp_path):
     assert [(b["prompt_len"], b["tokens"].shape[0]) for b in batches] == [(64, 3), (64, 3), (128, 2)]
     again = list(dm.train_dataloader())
     assert all(torch.equal(a["tokens"], b["tokens"]) for a, b in zip(batches, again))
+
+
+def test_vt_distractor_chains_keep_their_own_values():
+    from dataclasses import replace
+
+    from qdsbench.longctx import ruler
+
+    spec = replace(TASKS["vt"], num_chains=3)
+    sample = GEN._vt(spec, "vt", 512, __import__("random").Random(0))
+    assert len(sample.prompt) == 512 and len(sample.references) == spec.num_hops + 1
+    value = sample.prompt[-1 - GEN.formats.vt_value_len:-1]
+    assert contains(sample.prompt, [V.special("VAR"), *sample.references[0], V.special("EQ"), *value])
+    assert sample.prompt.count(V.special("EQ")) == 3 * (spec.num_hops + 1)
+    assert ruler.GENERATOR_VERSION == 1

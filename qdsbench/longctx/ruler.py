@@ -220,23 +220,29 @@ class RulerGenerator:
         return Sample(task, length, self._frame(spec, body, query), refs, self._answer(refs), depths, spec.metric)
 
     def _vt(self, spec: TaskSpec, task: str, length: int, rng: random.Random) -> Sample:
+        """Variable tracking: chain 0 carries the queried value; chains 1.. are distractors with other values."""
         v, f = self.vocab, self.formats
         value = self.number(rng, f.vt_value_len)
-        statements, refs = [], []
-        for _ in range(spec.num_chains):
+        statements, refs, names_used = [], [], []
+        for chain_index in range(spec.num_chains):
+            chain_value = value if chain_index == 0 else self.number(rng, f.vt_value_len)
             names = []
             while len(names) < spec.num_hops + 1:
                 name = [v.letter0 + rng.randrange(26) for _ in range(f.var_len)]
-                if name not in names and name not in refs:
+                if name not in names and name not in names_used:
                     names.append(name)
-            chain = [[v.special("VAR"), *names[0], v.special("EQ"), *value, v.special("SEP")]]
+            names_used += names
+            chain = [[v.special("VAR"), *names[0], v.special("EQ"), *chain_value, v.special("SEP")]]
             chain += [[v.special("VAR"), *b, v.special("EQ"), v.special("VAR"), *a, v.special("SEP")]
                       for a, b in zip(names, names[1:])]
             statements += chain
-            refs += names
-            break  # one chain carries the queried value; RULER's extra chains are distractors with other values
+            if chain_index == 0:
+                refs = names
         budget = self._body_budget(length, len(value))
         depths = sorted(rng.sample(DEPTHS, len(statements)))
+        if spec.num_chains > 1:  # interleave the chains, each keeping its own order
+            order = sorted(range(len(statements)), key=lambda i: (i % (spec.num_hops + 1), i))
+            statements = [statements[i] for i in order]
         units = self.fit(self.sentences(spec.haystack, rng, budget), budget - sum(map(len, statements)), rng)
         body = self.insert(units, statements, depths)
         return Sample(task, length, self._frame(spec, body, value), refs, self._answer(refs), depths, spec.metric)

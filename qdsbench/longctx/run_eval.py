@@ -15,8 +15,16 @@ from qdsbench.longctx.evaluate import Evaluator, evaluate_methods, method_label
 from qdsbench.runrecord import atomic_write_json, now_iso
 
 
-def load_decoder(run_dir: str | Path, ckpt_path: str | None = None, samples: int | None = None):
-    overrides = {"data.test_samples": samples} if samples else None
+def default_cache_dir() -> str:
+    return str(Path(os.environ.get("QDSBENCH_CACHE", "cache")) / "ruler")
+
+
+def load_decoder(run_dir: str | Path, ckpt_path: str | None = None, samples: int | None = None,
+                 cache_dir: str | None = None):
+    """The run's decoder and data module; evaluation sets are cached in ``cache_dir`` (not the run's data_dir)."""
+    overrides = {"data.cache_dir": cache_dir or default_cache_dir()}
+    if samples:
+        overrides["data.test_samples"] = samples
     cfg, task, datamodule, checkpoint = load_task(run_dir, ckpt_path, overrides)
     if cfg.model.name != "decoder_lm":
         raise ValueError(f"run {run_dir} trained model '{cfg.model.name}'; the long-context evaluation needs "
