@@ -8,13 +8,16 @@ layer, answers decoded densely over the KV cache (the paper's protocol): full; s
 tail (tail_only, our ablation); sparse + recompute; sparse + Delta; and a budget-matched sink_window whose window is
 W + N / (2 gamma) (paper App. F). Windows W in {16, 32, 64, 128} at N in {256, 512, 1024} give N/W from 2 to 64 (the
 paper's 4K..131K with W = 2K). Extra sweeps at N = 1024, W = 32: gamma in {4..64} and the paper's tail_min = 128.
-Writes results/delta/{grid.csv, accuracy.md|csv, tasks.md, intrinsic.md, gamma.md, nll.md, locality.md,
-accuracy_vs_ratio.png}. The full-attention reference of each batch is computed once and reused.
+Writes results/delta/{grid_N<length>.csv, accuracy.md|csv, tasks.md, intrinsic.md, gamma.md, nll.md, locality.md,
+accuracy_vs_ratio.png}. The full-attention reference of each batch is computed once and reused. Lengths already
+evaluated (their grid_N<length>.csv exists) are skipped, so the study resumes; `--stage eval --lengths 1024` and
+`--stage eval --lengths 256,512` can run side by side on two cores, then `--stage tables`.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import platform
 import subprocess
@@ -183,34 +186,20 @@ def locality_table(out: Path, args) -> None:
     (out / "locality.md").write_text(text)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", default="logs/delta/decoder")
-    parser.add_argument("--out", default="results/delta")
-    parser.add_argument("--lengths", default="256,512,1024")
-    parser.add_argument("--windows", default="16,32,64,128")
-    parser.add_argument("--sinks", type=int, default=4)
-    parser.add_argument("--gamma", type=int, default=16)
-    parser.add_argument("--tail-min", type=int, default=16)
-    parser.add_argument("--gammas", default="4,8,16,32,64", help="gamma sweep at the largest N and W = 32")
-    parser.add_argument("--samples", type=int, default=25)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    run_dir, out = Path(args.run_dir), Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ensure_trained(run_dir)
-    locality_table(out, args)
-
+def evaluate_grid(args, out: Path) -> None:
+    """Evaluate each length into its own ``grid_N<length>.csv`` (skipped when present: the study resumes)."""
     lengths = [int(x) for x in args.lengths.split(",")]
     windows = [int(x) for x in args.windows.split(",")]
-    _, model, datamodule, checkpoint = load_decoder(run_dir, samples=args.samples)
+    todo = [n for n in lengths if not (out / f"grid_N{n}.csv").exists()]
+    if not todo:
+        return
+    _, model, datamodule, checkpoint = load_decoder(args.run_dir, samples=args.samples)
     evaluator = Evaluator(model, datamodule.generator.vocab.eos)
-    started = time.time()
-    rows = []
-    for n in lengths:
+    n_sweep = max(int(x) for x in args.sweep_length.split(",")) if args.sweep_length else max(lengths)
+    for n in todo:
+        started = time.time()
         methods = methods_for(n, windows, args.sinks, args.gamma, args.tail_min)
-        if n == max(lengths):
+        if n == n_sweep:
             w = 32 if 32 < n else windows[0]
             for g in (int(x) for x in args.gammas.split(",")):
                 if g != args.gamma:
@@ -218,56 +207,73 @@ def main() -> None:
                                  "tail_min": args.tail_min, "mode": m} for m in ("recompute", "delta")]
             methods += [{"name": "delta", "window": w, "sinks": args.sinks, "gamma": args.gamma, "tail_min": 128,
                          "mode": m} for m in MODES]
-        rows += evaluate_methods(evaluator, datamodule, methods, [n], log=log)
-    for r in rows:
-        r.pop("causal", None)
-        r.pop("scale", None)
-    (out / "grid.csv").write_text(rows_to_csv(rows))
-    seconds = time.time() - started
+        rows = evaluate_methods(evaluator, datamodule, methods, [n], log=log)
+        for r in rows:
+            r.pop("causal", None)
+            r.pop("scale", None)
+            r["checkpoint"] = str(checkpoint)
+        (out / f"grid_N{n}.csv").write_text(rows_to_csv(rows))
+        log(f"N={n}: {len(rows)} rows in {(time.time() - started) / 60:.1f} min")
 
+
+def read_grid(out: Path) -> list[dict]:
+    rows = []
+    for path in sorted(out.glob("grid_N*.csv")):
+        rows += list(csv.DictReader(open(path)))
+    for r in rows:
+        for key in ("length", "window", "sinks", "gamma", "tail_min"):
+            if r.get(key) not in (None, ""):
+                r[key] = int(float(r[key]))
+    return rows
+
+
+def write_tables(args, out: Path, rows: list[dict]) -> None:
+    lengths = sorted({r["length"] for r in rows})
+    windows = sorted({r["window"] for r in rows if r.get("window") not in (None, "")})
+    n_tasks = len({r["task"] for r in rows})
+    checkpoint = rows[0].get("checkpoint", args.run_dir)
     table = summarise_grid(rows, args.gamma, args.tail_min, args.sinks)
     (out / "accuracy.csv").write_text(rows_to_csv(table))
     plot(table, out / "accuracy_vs_ratio.png")
     text = header("Delta attention on RULER-synth: accuracy vs N/W", args)
     text += (f"Checkpoint `{checkpoint}`. Mean RULER-synth score (string_match_all x 100) over the "
-             f"{len(datamodule.tasks)} tasks; sinks = {args.sinks}, gamma = {args.gamma}, dense tail = N mod gamma + "
-             f"max({args.tail_min}, gamma). `matched` = sink_window with the budget-matched window W + N/(2 gamma). "
-             f"Grid evaluated in {seconds / 60:.1f} min on one thread.\n\n")
+             f"{n_tasks} tasks; sinks = {args.sinks}, gamma = {args.gamma}, dense tail = N mod gamma + "
+             f"max({args.tail_min}, gamma). `matched` = sink_window with the budget-matched window "
+             f"W + N/(2 gamma).\n\n")
     text += md_table(table, ["N", "W", "N/W", "full", "sparse", "tail_only", "recompute", "delta", "matched",
                              "recovery_sparse_%", "recovery_delta_%", "gain_delta"])
     text += "\n" + PAPER_NOTE + "\n\n![accuracy vs N/W](accuracy_vs_ratio.png)\n"
     (out / "accuracy.md").write_text(text)
 
-    # answer-token NLL (the LongPPL analogue)
     text = header("Answer-token NLL (LongPPL analogue)", args)
     text += ("Mean NLL per answer token under teacher forcing after the method's prefill (decode dense). "
              "`gap closed` = (sparse - delta) / (sparse - full); the paper closes 50-75 % of the LongPPL gap.\n\n")
     text += md_table(table, ["N", "W", "N/W", "nll_full", "nll_sparse", "nll_tail_only", "nll_recompute",
-                             "nll_delta", "nll_gap_closed_%"], 3)
+                             "nll_delta", "nll_matched", "nll_gap_closed_%"], 3)
     (out / "nll.md").write_text(text)
 
-    # per task at the largest length
     n_max = max(lengths)
+    small_windows = windows[:2]
     by_task = defaultdict(dict)
     for r in rows:
-        if int(r["length"]) == n_max and (r["method"] == "full" or int(r.get("window") or 0) in (16, 32)):
-            if kind_of(r) in MODES and (int(r["gamma"]) != args.gamma or int(r["tail_min"]) != args.tail_min):
-                continue
-            if kind_of(r) == "matched":
-                continue
-            by_task[r["task"]][r["method"]] = float(r["score"])
+        if r["length"] != n_max or kind_of(r) == "matched":
+            continue
+        if r["method"] != "full" and r["window"] not in small_windows:
+            continue
+        if kind_of(r) in MODES and (r["gamma"] != args.gamma or r["tail_min"] != args.tail_min):
+            continue
+        by_task[r["task"]][r["method"]] = float(r["score"])
     cols = ["task"] + sorted({m for t in by_task.values() for m in t}, key=lambda m: (m != "full", m))
     text = header(f"Per-task scores at N = {n_max}", args)
     text += md_table([{"task": t, **s} for t, s in by_task.items()], cols)
     (out / "tasks.md").write_text(text)
 
-    # intrinsic metrics per layer at the largest length
     layer_keys = sorted({k for r in rows for k in r if k.startswith("cos_L")}, key=lambda k: int(k[5:]))
     intrinsic = []
-    for w in (16, 32):
+    for w in small_windows:
         for kind in ("sparse", "tail_only", "recompute", "delta"):
-            sel = [r for r in rows if int(r["length"]) == n_max and kind_of(r) == kind and int(r["window"]) == w
-                   and (kind == "sparse" or (int(r["gamma"]) == args.gamma and int(r["tail_min"]) == args.tail_min))]
+            sel = [r for r in rows if r["length"] == n_max and kind_of(r) == kind and r["window"] == w
+                   and (kind == "sparse" or (r["gamma"] == args.gamma and r["tail_min"] == args.tail_min))]
             if sel:
                 row = {"W": w, "method": kind}
                 for k in layer_keys:
@@ -282,31 +288,60 @@ def main() -> None:
     text += md_table(intrinsic, ["W", "method"] + [c for k in layer_keys for c in (k, "spearman_L" + k[5:])], 3)
     (out / "intrinsic.md").write_text(text)
 
-    # gamma sweep and tail ablation
-    w_sweep = 32 if 32 < n_max else windows[0]
-    sweep = []
-    for r in rows:
-        if int(r["length"]) == n_max and kind_of(r) in ("recompute", "delta") and int(r["window"]) == w_sweep:
-            sweep.append(r)
     cells = defaultdict(list)
-    for r in sweep:
-        cells[(int(r["gamma"]), int(r["tail_min"]), r["mode"])].append(float(r["score"]))
+    sweep_rows = [r for r in rows if kind_of(r) in ("recompute", "delta")]
+    for r in sweep_rows:
+        cells[(r["length"], r["window"], r["gamma"], r["tail_min"], r["mode"])].append(float(r["score"]))
+    sweep_keys = sorted({k[:4] for k in cells})
+    n_sweep = max((k[0] for k in sweep_keys if len({kk[2] for kk in sweep_keys if kk[0] == k[0]}) > 1),
+                  default=n_max)
+    w_sweep = 32 if 32 < n_sweep else windows[0]
     gamma_rows = []
-    for (g, tmin) in sorted({(k[0], k[1]) for k in cells}):
-        pairs = pair_counts(n_max, w_sweep, args.sinks, g, tmin)
-        gamma_rows.append({"gamma": g, "tail_min": tmin, "recompute": mean(cells[(g, tmin, "recompute")]),
-                           "delta": mean(cells[(g, tmin, "delta")]),
+    for (n, w, g, tmin) in sweep_keys:
+        if n != n_sweep or w != w_sweep:
+            continue
+        pairs = pair_counts(n, w, args.sinks, g, tmin)
+        gamma_rows.append({"gamma": g, "tail_min": tmin, "recompute": mean(cells[(n, w, g, tmin, "recompute")]),
+                           "delta": mean(cells[(n, w, g, tmin, "delta")]),
                            "pairs_vs_full_%": 100 * pairs["total"] / pairs["full"],
                            "anchor_pairs_vs_full_%": 100 * pairs["anchors"] / pairs["full"]})
-    text = header(f"Gamma sweep and dense-tail ablation at N = {n_max}, W = {w_sweep}", args)
+    text = header(f"Gamma sweep and dense-tail ablation at N = {n_sweep}, W = {w_sweep}", args)
     text += ("Mean score over tasks. `pairs_vs_full` = query-key pairs computed (sparse + anchors + tail) over causal "
              "full attention; anchors alone cost about 1/gamma of it.\n\n")
     text += md_table(gamma_rows, ["gamma", "tail_min", "recompute", "delta", "pairs_vs_full_%",
                                   "anchor_pairs_vs_full_%"])
     (out / "gamma.md").write_text(text)
-    (out / "run.json").write_text(json.dumps({"command": COMMAND, "argv": sys.argv[1:], "checkpoint": str(checkpoint),
-                                              "seconds": round(seconds, 1)}, indent=2) + "\n")
-    log(f"wrote {out}/ in {seconds / 60:.1f} min")
+    (out / "run.json").write_text(json.dumps({"command": COMMAND, "argv": sys.argv[1:], "checkpoint": checkpoint},
+                                             indent=2) + "\n")
+    log(f"wrote the tables of {len(rows)} rows to {out}/")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run-dir", default="logs/delta/decoder")
+    parser.add_argument("--out", default="results/delta")
+    parser.add_argument("--lengths", default="256,512,1024")
+    parser.add_argument("--windows", default="16,32,64,128")
+    parser.add_argument("--sinks", type=int, default=4)
+    parser.add_argument("--gamma", type=int, default=16)
+    parser.add_argument("--tail-min", type=int, default=16)
+    parser.add_argument("--gammas", default="4,8,16,32,64", help="gamma sweep at --sweep-length and W = 32")
+    parser.add_argument("--sweep-length", default=None, help="length of the gamma sweep (default: the largest)")
+    parser.add_argument("--samples", type=int, default=25)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--stage", default="all", choices=("all", "eval", "tables"),
+                        help="eval: only the per-length grids (run several in parallel with --lengths); tables: "
+                             "only the tables from every grid_N*.csv in --out")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.stage in ("all", "eval"):
+        ensure_trained(Path(args.run_dir))
+        evaluate_grid(args, out)
+    if args.stage in ("all", "tables"):
+        locality_table(out, args)
+        write_tables(args, out, read_grid(out))
 
 
 if __name__ == "__main__":

@@ -124,7 +124,7 @@ def test_reproduce_delta_script_end_to_end(tmp_path):
                     "--lengths", "64,128", "--windows", "8,16", "--gammas", "8,16", "--out", str(out)], check=True,
                    cwd=str(REPO_ROOT))
     for name in ("accuracy.md", "accuracy.csv", "tasks.md", "intrinsic.md", "nll.md", "gamma.md", "locality.md",
-                 "grid.csv", "accuracy_vs_ratio.png"):
+                 "grid_N64.csv", "grid_N128.csv", "accuracy_vs_ratio.png"):
         assert (out / name).stat().st_size > 0, name
     rows = list(csv.DictReader(open(out / "accuracy.csv")))
     assert {(r["N"], r["W"]) for r in rows} == {("64", "8"), ("64", "16"), ("128", "8"), ("128", "16")}
