@@ -34,6 +34,7 @@ from qdsbench.attention.delta import pair_counts  # noqa: E402
 
 HEADS, DIM = 4, 64
 CONFIGS = {  # label -> (window, sinks, gamma, tail_min)
+    "W128": (128, 16, 64, 128),
     "W512": (512, 64, 64, 128),
     "W2048 (paper)": (2048, 1024, 64, 128),
 }
