@@ -67,7 +67,8 @@ def lm_cfg(tmp_path, steps=60):
         "model.depth=2", "model.num_heads=2"])
 
 
-def test_lm_training_lowers_the_loss_and_the_run_evaluates(tmp_path):
+def test_lm_training_lowers_the_loss_and_the_run_evaluates(tmp_path, monkeypatch):
+    monkeypatch.setenv("QDSBENCH_CACHE", str(tmp_path / "cache"))
     from qdsbench.longctx.run_eval import load_decoder, run_eval
     from qdsbench.train import train
 
@@ -113,6 +114,7 @@ def test_eval_refuses_a_non_decoder_run(tmp_path):
 @pytest.mark.slow
 def test_reproduce_delta_script_end_to_end(tmp_path):
     """The reproduction script on a tiny trained run: every table and the plot are written."""
+    import os
     import subprocess
     import sys
 
@@ -120,9 +122,10 @@ def test_reproduce_delta_script_end_to_end(tmp_path):
 
     train(lm_cfg(tmp_path, steps=20))
     out = tmp_path / "results"
+    env = {**os.environ, "QDSBENCH_CACHE": str(tmp_path / "cache")}
     subprocess.run([sys.executable, "scripts/reproduce_delta.py", "--run-dir", str(tmp_path / "run"), "--samples", "2",
                     "--lengths", "64,128", "--windows", "8,16", "--gammas", "8,16", "--out", str(out)], check=True,
-                   cwd=str(REPO_ROOT))
+                   cwd=str(REPO_ROOT), env=env)
     for name in ("accuracy.md", "accuracy.csv", "tasks.md", "intrinsic.md", "nll.md", "gamma.md", "locality.md",
                  "grid_N64.csv", "grid_N128.csv", "accuracy_vs_ratio.png"):
         assert (out / name).stat().st_size > 0, name
