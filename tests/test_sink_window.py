@@ -36,3 +36,21 @@ def test_bad_options():
         attention.create("sink_window", causal=False)
     with pytest.raises(ValueError, match="window >= 1"):
         attention.create("sink_window", window=0)
+
+
+def test_grouped_blocks_equal_one_batch_in_values_and_gradients():
+    """Bounding the key copies (chunk_bytes) must not change the result or its gradient."""
+    from qdsbench.attention.sink_window import block_sparse_sink_window
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 150, 8, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    grads = []
+    outs = []
+    for chunk_bytes in (1 << 40, 1):  # one group of all blocks; one block per group
+        out = block_sparse_sink_window(q, k, v, window=20, sinks=3, scale=0.3, block=32, chunk_bytes=chunk_bytes)
+        outs.append(out)
+        grads.append(torch.autograd.grad(out.square().sum(), (q, k, v)))
+    torch.testing.assert_close(outs[0], outs[1])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+    assert all(gr.abs().sum() > 0 for gr in grads[1])
