@@ -38,12 +38,10 @@ test: install ## install, then the fast test suite
 test-full: install ## every test, slow ones included
 	$(PY) -m pytest -q $(ARGS)
 
-lint: install ## ruff lint + format check
+lint: install ## ruff lint (line length 120, imports, pyupgrade, bugbear); code is wrapped by hand, not ruff format
 	$(VENV)/bin/ruff check qdsbench tests scripts
-	$(VENV)/bin/ruff format --check qdsbench tests scripts
 
-format: install ## ruff autoformat
-	$(VENV)/bin/ruff format qdsbench tests scripts
+format: install ## ruff's safe autofixes (import order, pyupgrade)
 	$(VENV)/bin/ruff check --fix qdsbench tests scripts
 
 bench: install ## attention backend benchmark -> results/bench/
