@@ -98,7 +98,7 @@ def kind_of(row: dict) -> str:
         return "full"
     if row["backend"] == "sink_window":
         return "matched" if row.get("matched_to") not in (None, "") else "sparse"
-    return row["mode"]
+    return row["mode"] + ("_notail" if str(row.get("tail")) == "False" else "")
 
 
 def summarise_grid(rows: list[dict], gamma: int, tail_min: int, sinks: int) -> list[dict]:
@@ -106,7 +106,7 @@ def summarise_grid(rows: list[dict], gamma: int, tail_min: int, sinks: int) -> l
     cells: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         kind = kind_of(r)
-        if kind in MODES and (int(r["gamma"]) != gamma or int(r["tail_min"]) != tail_min):
+        if kind.removesuffix("_notail") in MODES and (int(r["gamma"]) != gamma or int(r["tail_min"]) != tail_min):
             continue
         if int(r.get("sinks") or sinks) != sinks:
             continue
@@ -120,7 +120,7 @@ def summarise_grid(rows: list[dict], gamma: int, tail_min: int, sinks: int) -> l
         full_nll = mean(cells[(n, None, "full")]["nll"])
         for w in sorted({k[1] for k in cells if k[0] == n and k[1] is not None}):
             row = {"N": n, "W": w, "N/W": n // w, "full": full}
-            for kind in ("sparse", "tail_only", "recompute", "delta", "matched"):
+            for kind in ("sparse", "tail_only", "recompute", "delta", "matched", "recompute_notail", "delta_notail"):
                 row[kind] = mean(cells[(n, w, kind)]["score"])
                 row[f"nll_{kind}"] = mean(cells[(n, w, kind)]["nll"])
             row["nll_full"] = full_nll
@@ -144,13 +144,17 @@ def plot(table: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, len(lengths), figsize=(4.2 * len(lengths), 3.6), sharey=True, squeeze=False)
     styles = {"sparse": ("sparse (sink+window)", "C3", "o"), "tail_only": ("sparse + dense tail", "C4", "v"),
               "recompute": ("sparse + recompute", "C1", "s"), "delta": ("sparse + Delta", "C2", "D"),
-              "matched": ("sparse, budget-matched W", "C7", "x")}
+              "matched": ("sparse, budget-matched W", "C7", "x"),
+              "delta_notail": ("sparse + Delta, no dense tail", "C2", "d")}
     for ax, n in zip(axes[0], lengths):
         rows = sorted([r for r in table if r["N"] == n], key=lambda r: r["N/W"])
         ratios = [r["N/W"] for r in rows]
         ax.axhline(rows[0]["full"], color="k", lw=1, ls="--", label="full attention")
         for kind, (label, color, marker) in styles.items():
-            ax.plot(ratios, [r[kind] for r in rows], marker=marker, color=color, label=label)
+            if any(r[kind] is None for r in rows):
+                continue
+            ax.plot(ratios, [r[kind] for r in rows], marker=marker, color=color, label=label,
+                    ls=":" if kind.endswith("_notail") else "-")
         ax.set_xscale("log", base=2)
         ax.set_title(f"N = {n}")
         ax.set_xlabel("N / W")
@@ -216,6 +220,30 @@ def evaluate_grid(args, out: Path) -> None:
         log(f"N={n}: {len(rows)} rows in {(time.time() - started) / 60:.1f} min")
 
 
+def evaluate_no_tail(args, out: Path) -> None:
+    """The paper's description without the authors' dense tail: every query after the sparse prefill is corrected
+    from its anchor (``tail=false``), so the answer's first token also comes from a corrected row. Written to
+    ``grid_N<length>_notail.csv`` (full and sparse rows live in the main grid)."""
+    lengths = [int(x) for x in args.lengths.split(",")]
+    windows = [int(x) for x in args.windows.split(",")]
+    todo = [n for n in lengths if not (out / f"grid_N{n}_notail.csv").exists()]
+    if not todo:
+        return
+    _, model, datamodule, checkpoint = load_decoder(args.run_dir, samples=args.samples)
+    evaluator = Evaluator(model, datamodule.generator.vocab.eos)
+    for n in todo:
+        started = time.time()
+        methods = [{"name": "delta", "window": w, "sinks": args.sinks, "gamma": args.gamma, "tail_min": args.tail_min,
+                    "tail": False, "mode": m} for w in windows if w < n for m in ("recompute", "delta")]
+        rows = [r for r in evaluate_methods(evaluator, datamodule, methods, [n], log=log) if r["method"] != "full"]
+        for r in rows:
+            r.pop("causal", None)
+            r.pop("scale", None)
+            r["checkpoint"] = str(checkpoint)
+        (out / f"grid_N{n}_notail.csv").write_text(rows_to_csv(rows))
+        log(f"N={n} (no dense tail): {len(rows)} rows in {(time.time() - started) / 60:.1f} min")
+
+
 def read_grid(out: Path) -> list[dict]:
     rows = []
     for path in sorted(out.glob("grid_N*.csv")):
@@ -260,6 +288,8 @@ def write_tables(args, out: Path, rows: list[dict]) -> None:
             continue
         if r["method"] != "full" and r["window"] not in small_windows:
             continue
+        if kind_of(r).endswith("_notail"):
+            continue
         if kind_of(r) in MODES and (r["gamma"] != args.gamma or r["tail_min"] != args.tail_min):
             continue
         by_task[r["task"]][r["method"]] = float(r["score"])
@@ -271,7 +301,7 @@ def write_tables(args, out: Path, rows: list[dict]) -> None:
     layer_keys = sorted({k for r in rows for k in r if k.startswith("cos_L")}, key=lambda k: int(k[5:]))
     intrinsic = []
     for w in small_windows:
-        for kind in ("sparse", "tail_only", "recompute", "delta"):
+        for kind in ("sparse", "tail_only", "recompute", "delta", "recompute_notail", "delta_notail"):
             sel = [r for r in rows if r["length"] == n_max and kind_of(r) == kind and r["window"] == w
                    and (kind == "sparse" or (r["gamma"] == args.gamma and r["tail_min"] == args.tail_min))]
             if sel:
@@ -311,6 +341,17 @@ def write_tables(args, out: Path, rows: list[dict]) -> None:
     text += md_table(gamma_rows, ["gamma", "tail_min", "recompute", "delta", "pairs_vs_full_%",
                                   "anchor_pairs_vs_full_%"])
     (out / "gamma.md").write_text(text)
+    if any(r["delta_notail"] is not None for r in table):
+        text = header("Delta without the dense tail (the paper's description, tail=false)", args)
+        text += ("Mean score over tasks and answer NLL. `*_notail`: every query after the sparse prefill is corrected "
+                 "from its anchor (delta) or only the anchors are exact (recompute); no query is computed densely "
+                 "except the anchors, so the first answer token comes from a corrected row. Columns with the tail "
+                 f"(tail = N mod gamma + max({args.tail_min}, gamma) dense rows) repeat `accuracy.md`.\n\n")
+        text += md_table(table, ["N", "W", "N/W", "full", "sparse", "recompute_notail", "delta_notail", "tail_only",
+                                 "recompute", "delta"])
+        text += "\n" + md_table(table, ["N", "W", "nll_full", "nll_sparse", "nll_recompute_notail",
+                                        "nll_delta_notail", "nll_tail_only", "nll_delta"], 3)
+        (out / "notail.md").write_text(text)
     (out / "run.json").write_text(json.dumps({"command": COMMAND, "argv": sys.argv[1:], "checkpoint": checkpoint},
                                              indent=2) + "\n")
     log(f"wrote the tables of {len(rows)} rows to {out}/")
@@ -329,6 +370,7 @@ def main() -> None:
     parser.add_argument("--sweep-length", default=None, help="length of the gamma sweep (default: the largest)")
     parser.add_argument("--samples", type=int, default=25)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--skip-no-tail", action="store_true", help="skip the tail=false ablation (notail.md)")
     parser.add_argument("--stage", default="all", choices=("all", "eval", "tables"),
                         help="eval: only the per-length grids (run several in parallel with --lengths); tables: "
                              "only the tables from every grid_N*.csv in --out")
@@ -339,6 +381,8 @@ def main() -> None:
     if args.stage in ("all", "eval"):
         ensure_trained(Path(args.run_dir))
         evaluate_grid(args, out)
+        if not args.skip_no_tail:
+            evaluate_no_tail(args, out)
     if args.stage in ("all", "tables"):
         locality_table(out, args)
         write_tables(args, out, read_grid(out))

@@ -131,3 +131,13 @@ def test_reproduce_delta_script_end_to_end(tmp_path):
         assert (out / name).stat().st_size > 0, name
     rows = list(csv.DictReader(open(out / "accuracy.csv")))
     assert {(r["N"], r["W"]) for r in rows} == {("64", "8"), ("64", "16"), ("128", "8"), ("128", "16")}
+
+
+def test_method_labels_keep_ablations_apart():
+    from qdsbench.longctx.evaluate import method_label
+
+    base = {"name": "delta", "window": 32, "sinks": 4, "gamma": 16, "mode": "delta"}
+    assert method_label(base) == "delta_W32_S4_g16"
+    assert method_label({**base, "tail": False}) == "delta_W32_S4_g16_notail"
+    assert method_label({"name": "sink_window", "window": 48, "sinks": 4, "matched_to": 32}) == "sparse_W48_S4_matched32"
+    assert method_label({"name": "sdpa"}) == "full"

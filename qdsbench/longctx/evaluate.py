@@ -56,7 +56,8 @@ def method_label(method: dict[str, Any]) -> str:
     if name == "sink_window":
         matched = f"_matched{method['matched_to']}" if method.get("matched_to") is not None else ""
         return f"sparse_W{method['window']}_S{method['sinks']}{matched}"
-    return f"{method.get('mode', 'delta')}_W{method['window']}_S{method['sinks']}_g{method['gamma']}"
+    no_tail = "_notail" if method.get("tail") is False else ""
+    return f"{method.get('mode', 'delta')}_W{method['window']}_S{method['sinks']}_g{method['gamma']}{no_tail}"
 
 
 class Evaluator:
