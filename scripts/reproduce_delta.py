@@ -257,7 +257,7 @@ def read_grid(out: Path) -> list[dict]:
 
 def write_tables(args, out: Path, rows: list[dict]) -> None:
     lengths = sorted({r["length"] for r in rows})
-    windows = sorted({r["window"] for r in rows if r.get("window") not in (None, "")})
+    windows = sorted({r["window"] for r in rows if kind_of(r) not in ("full", "matched")})
     n_tasks = len({r["task"] for r in rows})
     checkpoint = rows[0].get("checkpoint", args.run_dir)
     table = summarise_grid(rows, args.gamma, args.tail_min, args.sinks)
