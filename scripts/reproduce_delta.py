@@ -190,58 +190,50 @@ def locality_table(out: Path, args) -> None:
     (out / "locality.md").write_text(text)
 
 
+def grid_methods(args, n: int, n_sweep: int, windows: list[int]) -> list[dict]:
+    """The main grid at length n; at n_sweep also the gamma sweep and the paper's tail_min = 128 (W = 32)."""
+    methods = methods_for(n, windows, args.sinks, args.gamma, args.tail_min)
+    if n == n_sweep:
+        w = 32 if 32 < n else windows[0]
+        for g in (int(x) for x in args.gammas.split(",")):
+            if g != args.gamma:
+                methods += [{"name": "delta", "window": w, "sinks": args.sinks, "gamma": g,
+                             "tail_min": args.tail_min, "mode": m} for m in ("recompute", "delta")]
+        methods += [{"name": "delta", "window": w, "sinks": args.sinks, "gamma": args.gamma, "tail_min": 128,
+                     "mode": m} for m in MODES]
+    return methods
+
+
+def no_tail_methods(args, n: int, windows: list[int]) -> list[dict]:
+    """The paper's description without the authors' dense tail (``tail=false``): every query after the sparse
+    prefill is corrected from its anchor, so the answer's first token also comes from a corrected row."""
+    return [{"name": "delta", "window": w, "sinks": args.sinks, "gamma": args.gamma, "tail_min": args.tail_min,
+             "tail": False, "mode": m} for w in windows if w < n for m in ("recompute", "delta")]
+
+
 def evaluate_grid(args, out: Path) -> None:
-    """Evaluate each length into its own ``grid_N<length>.csv`` (skipped when present: the study resumes)."""
+    """Evaluate each length into ``grid_N<length>.csv`` and its tail=false ablation into ``grid_N<length>_notail.csv``
+    (full and sparse rows only in the former). A part whose file exists is skipped: the study resumes."""
     lengths = [int(x) for x in args.lengths.split(",")]
     windows = [int(x) for x in args.windows.split(",")]
-    todo = [n for n in lengths if not (out / f"grid_N{n}.csv").exists()]
-    if not todo:
-        return
-    _, model, datamodule, checkpoint = load_decoder(args.run_dir, samples=args.samples)
-    evaluator = Evaluator(model, datamodule.generator.vocab.eos)
     n_sweep = max(int(x) for x in args.sweep_length.split(",")) if args.sweep_length else max(lengths)
-    for n in todo:
-        started = time.time()
-        methods = methods_for(n, windows, args.sinks, args.gamma, args.tail_min)
-        if n == n_sweep:
-            w = 32 if 32 < n else windows[0]
-            for g in (int(x) for x in args.gammas.split(",")):
-                if g != args.gamma:
-                    methods += [{"name": "delta", "window": w, "sinks": args.sinks, "gamma": g,
-                                 "tail_min": args.tail_min, "mode": m} for m in ("recompute", "delta")]
-            methods += [{"name": "delta", "window": w, "sinks": args.sinks, "gamma": args.gamma, "tail_min": 128,
-                         "mode": m} for m in MODES]
-        rows = evaluate_methods(evaluator, datamodule, methods, [n], log=log)
-        for r in rows:
-            r.pop("causal", None)
-            r.pop("scale", None)
-            r["checkpoint"] = str(checkpoint)
-        (out / f"grid_N{n}.csv").write_text(rows_to_csv(rows))
-        log(f"N={n}: {len(rows)} rows in {(time.time() - started) / 60:.1f} min")
-
-
-def evaluate_no_tail(args, out: Path) -> None:
-    """The paper's description without the authors' dense tail: every query after the sparse prefill is corrected
-    from its anchor (``tail=false``), so the answer's first token also comes from a corrected row. Written to
-    ``grid_N<length>_notail.csv`` (full and sparse rows live in the main grid)."""
-    lengths = [int(x) for x in args.lengths.split(",")]
-    windows = [int(x) for x in args.windows.split(",")]
-    todo = [n for n in lengths if not (out / f"grid_N{n}_notail.csv").exists()]
+    suffixes = [""] if args.skip_no_tail else ["", "_notail"]
+    todo = [(n, sfx) for n in lengths for sfx in suffixes if not (out / f"grid_N{n}{sfx}.csv").exists()]
     if not todo:
         return
     _, model, datamodule, checkpoint = load_decoder(args.run_dir, samples=args.samples)
     evaluator = Evaluator(model, datamodule.generator.vocab.eos)
-    for n in todo:
+    for n, sfx in todo:
         started = time.time()
-        methods = [{"name": "delta", "window": w, "sinks": args.sinks, "gamma": args.gamma, "tail_min": args.tail_min,
-                    "tail": False, "mode": m} for w in windows if w < n for m in ("recompute", "delta")]
-        rows = [r for r in evaluate_methods(evaluator, datamodule, methods, [n], log=log) if r["method"] != "full"]
+        methods = no_tail_methods(args, n, windows) if sfx else grid_methods(args, n, n_sweep, windows)
+        rows = evaluate_methods(evaluator, datamodule, methods, [n], log=log)
+        rows = [r for r in rows if not (sfx and r["method"] == "full")]
         for r in rows:
             r.pop("causal", None)
             r.pop("scale", None)
             r["checkpoint"] = str(checkpoint)
-        (out / f"grid_N{n}_notail.csv").write_text(rows_to_csv(rows))
-        log(f"N={n} (no dense tail): {len(rows)} rows in {(time.time() - started) / 60:.1f} min")
+        (out / f"grid_N{n}{sfx}.csv").write_text(rows_to_csv(rows))
+        log(f"N={n}{sfx}: {len(rows)} rows in {(time.time() - started) / 60:.1f} min")
 
 
 def read_grid(out: Path) -> list[dict]:
@@ -381,8 +373,6 @@ def main() -> None:
     if args.stage in ("all", "eval"):
         ensure_trained(Path(args.run_dir))
         evaluate_grid(args, out)
-        if not args.skip_no_tail:
-            evaluate_no_tail(args, out)
     if args.stage in ("all", "tables"):
         locality_table(out, args)
         write_tables(args, out, read_grid(out))
