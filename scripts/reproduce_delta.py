@@ -8,7 +8,9 @@ layer, answers decoded densely over the KV cache (the paper's protocol): full; s
 tail (tail_only, our ablation); sparse + recompute; sparse + Delta; and a budget-matched sink_window whose window is
 W + N / (2 gamma) (paper App. F). Windows W in {16, 32, 64, 128} at N in {256, 512, 1024} give N/W from 2 to 64 (the
 paper's 4K..131K with W = 2K). Extra sweeps at N = 1024, W = 32: gamma in {4..64} and the paper's tail_min = 128.
-Writes results/delta/{grid_N<length>.csv, accuracy.md|csv, tasks.md, intrinsic.md, gamma.md, nll.md, locality.md,
+The paper's description without the authors' dense tail (tail=false) is evaluated at every (N, W) too, and Delta's
+locality assumption is measured per layer inside the decoder. Writes results/delta/{grid_N<length>[_notail].csv,
+accuracy.md|csv, notail.md, tasks.md, intrinsic.md, gamma.md, nll.md, locality.md, query_locality.md,
 accuracy_vs_ratio.png}. The full-attention reference of each batch is computed once and reused. Lengths already
 evaluated (their grid_N<length>.csv exists) are skipped, so the study resumes; `--stage eval --lengths 1024` and
 `--stage eval --lengths 256,512` can run side by side on two cores, then `--stage tables`.
@@ -34,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from qdsbench import attention  # noqa: E402
 from qdsbench.attention.delta import pair_counts  # noqa: E402
+from qdsbench.attention.sink_window import block_sparse_sink_window  # noqa: E402
 from qdsbench.longctx.evaluate import Evaluator, evaluate_methods  # noqa: E402
 from qdsbench.longctx.run_eval import load_decoder, rows_to_csv  # noqa: E402
 
@@ -188,6 +191,70 @@ def locality_table(out: Path, args) -> None:
              "0.39/0.43/0.54 (rho 0.9), 0.54/0.57/0.75 (rho 0.99).\n\n")
     text += md_table(rows, ["queries", "sparse", "recompute", "delta"], 3)
     (out / "locality.md").write_text(text)
+
+
+def correction_stats(q, k, v, window: int, sinks: int, gamma: int) -> dict[str, float]:
+    """How well Delta's assumption holds for given (q, k, v): the anchor's dense-minus-sparse difference should
+    predict that of every query in its block. Over queries beyond the first window that are not anchors:
+    ``err_after_correction`` = sum ||D_t - D_a||^2 / sum ||D_t||^2 with D = dense - sparse (1 = the correction
+    removes nothing, above 1 = it adds error), cosine of D_t and D_a, and cosine of q_t to q_(t+1) and to q_a."""
+    n = q.shape[-2]
+    scale = q.shape[-1] ** -0.5
+    diff = F.scaled_dot_product_attention(q, k, v, is_causal=True) - block_sparse_sink_window(
+        q, k, v, window, sinks, scale)
+    t = torch.arange(window + sinks + gamma, n)
+    t = t[t % gamma != 0]
+    a = t // gamma * gamma
+    d_t, d_a = diff[..., t, :], diff[..., a, :]
+    return {"err_after_correction": float((d_t - d_a).square().sum() / d_t.square().sum()),
+            "cos_D_t_D_a": float(F.cosine_similarity(d_t, d_a, dim=-1).mean()),
+            "cos_q_t_next": float(F.cosine_similarity(q[..., :-1, :], q[..., 1:, :], dim=-1).mean()),
+            "cos_q_t_anchor": float(F.cosine_similarity(q[..., t, :], q[..., a, :], dim=-1).mean())}
+
+
+def query_locality(args, out: Path) -> None:
+    """Delta's locality assumption measured inside the trained decoder, layer by layer, on the full run's own q, k, v
+    (no error propagation), next to synthetic queries with known correlation. Written once to query_locality.md."""
+    path = out / "query_locality.md"
+    if path.exists():
+        return
+    n = max(int(x) for x in args.lengths.split(","))
+    w, gamma, per_task = 32 if 32 < n else int(args.windows.split(",")[0]), args.gamma, 4
+    _, model, datamodule, checkpoint = load_decoder(args.run_dir, samples=args.samples)
+    backends = [m for m in model.modules() if isinstance(m, attention.AttentionBackend)]
+    captured: list[list[tuple]] = [[] for _ in backends]
+    hooks = [b.register_forward_pre_hook(lambda mod, a, i=i: captured[i].append(tuple(x.detach() for x in a[:3])))
+             for i, b in enumerate(backends)]
+    try:
+        with torch.no_grad():
+            for task in datamodule.tasks:
+                samples = datamodule.eval_samples(task, n, "test")[:per_task]
+                model(torch.tensor([s.prompt for s in samples]))
+    finally:
+        for h in hooks:
+            h.remove()
+    rows = []
+    for layer, parts in enumerate(captured):
+        q, k, v = (torch.cat(x) for x in zip(*parts))
+        rows.append({"queries": f"decoder layer {layer}", **correction_stats(q, k, v, w, args.sinks, gamma)})
+    g = torch.Generator().manual_seed(0)
+    k, v = torch.randn(2, 8, 4, n, 32, generator=g).unbind(0)
+    for label, rho in (("synthetic i.i.d.", 0.0), ("synthetic AR(1), rho = 0.9", 0.9),
+                       ("synthetic AR(1), rho = 0.99", 0.99)):
+        noise = torch.randn(8, 4, n, 32, generator=g) * 2
+        q = noise.clone()
+        for i in range(1, n):
+            q[..., i, :] = rho * q[..., i - 1, :] + (1 - rho**2) ** 0.5 * noise[..., i, :]
+        rows.append({"queries": label, **correction_stats(q, k, v, w, args.sinks, gamma)})
+    text = header(f"Delta's locality assumption inside the decoder (N = {n}, W = {w}, gamma = {gamma})", args)
+    text += (f"Checkpoint `{checkpoint}`; {per_task} test prompts per task, q, k, v of the full-attention run, all "
+             f"heads. D = dense - sparse output (sinks = {args.sinks}); Delta replaces D_t by its anchor's D_a. "
+             "`err_after_correction` = sum ||D_t - D_a||^2 / sum ||D_t||^2 over non-anchor queries beyond the first "
+             "window: below 1 the correction moves a row towards full attention, above 1 away from it. Synthetic "
+             "rows: random keys and values, queries i.i.d. or AR(1) (as in `locality.md`), same N, W, gamma.\n\n")
+    text += md_table(rows, ["queries", "err_after_correction", "cos_D_t_D_a", "cos_q_t_next", "cos_q_t_anchor"], 3)
+    path.write_text(text)
+    log(f"wrote {path}")
 
 
 def grid_methods(args, n: int, n_sweep: int, windows: list[int]) -> list[dict]:
@@ -373,6 +440,7 @@ def main() -> None:
     if args.stage in ("all", "eval"):
         ensure_trained(Path(args.run_dir))
         evaluate_grid(args, out)
+        query_locality(args, out)
     if args.stage in ("all", "tables"):
         locality_table(out, args)
         write_tables(args, out, read_grid(out))
