@@ -139,5 +139,6 @@ def test_method_labels_keep_ablations_apart():
     base = {"name": "delta", "window": 32, "sinks": 4, "gamma": 16, "mode": "delta"}
     assert method_label(base) == "delta_W32_S4_g16"
     assert method_label({**base, "tail": False}) == "delta_W32_S4_g16_notail"
-    assert method_label({"name": "sink_window", "window": 48, "sinks": 4, "matched_to": 32}) == "sparse_W48_S4_matched32"
+    matched = {"name": "sink_window", "window": 48, "sinks": 4, "matched_to": 32}
+    assert method_label(matched) == "sparse_W48_S4_matched32"
     assert method_label({"name": "sdpa"}) == "full"

@@ -114,3 +114,21 @@ def test_bad_options_name_the_valid_choices():
     q, k, v = qkv(8)
     with pytest.raises(ValueError, match="prefill"):
         attention.create("delta")(q[..., :1, :], k, v)
+
+
+def test_without_tail_every_row_to_the_last_is_corrected_from_its_anchor():
+    """tail=false (the paper's description, notail.md): no dense tail, the last query too is sparse + correction."""
+    n, gamma = 59, 8  # the last query (58) is not an anchor
+    q, k, v = qkv(n, seed=6)
+    sparse = attention.create("sink_window", window=5, sinks=1)(q, k, v)
+    out = attention.create("delta", window=5, sinks=1, gamma=gamma, tail_min=16, tail=False)(q, k, v)
+    ref = full(q, k, v)
+    a = torch.arange(n) // gamma * gamma
+    torch.testing.assert_close(out, sparse + ref[..., a, :] - sparse[..., a, :])
+    assert (out[..., -1, :] - ref[..., -1, :]).abs().max() > 1e-6  # the last row is not exact
+    recompute = attention.create("delta", window=5, sinks=1, gamma=gamma, tail=False, mode="recompute")(q, k, v)
+    changed = (recompute - sparse).abs().amax((0, 1, 3)) > 1e-12
+    expected = torch.zeros(n, dtype=torch.bool)
+    expected[torch.arange(0, n, gamma)] = True
+    expected[:5] = False  # inside the first window sparse is already exact
+    assert torch.equal(changed, expected)
