@@ -168,6 +168,15 @@ def plot(table: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def ar1_queries(shape: tuple, rho: float, g: torch.Generator) -> torch.Tensor:
+    """Queries whose neighbours correlate with coefficient rho along the sequence (dim -2), unit-free scale 2."""
+    noise = torch.randn(*shape, generator=g) * 2
+    q = noise.clone()
+    for t in range(1, shape[-2]):
+        q[..., t, :] = rho * q[..., t - 1, :] + (1 - rho**2) ** 0.5 * noise[..., t, :]
+    return q
+
+
 def locality_table(out: Path, args) -> None:
     """Notes 1.7 sanity check, no model: cosine to full attention for i.i.d. vs AR(1) queries."""
     g = torch.Generator().manual_seed(0)
@@ -175,10 +184,7 @@ def locality_table(out: Path, args) -> None:
     k, v = torch.randn(2, 1, 1, n, d, generator=g).unbind(0)
     rows = []
     for label, rho in (("i.i.d. queries", 0.0), ("AR(1), rho = 0.9", 0.9), ("AR(1), rho = 0.99", 0.99)):
-        noise = torch.randn(1, 1, n, d, generator=g) * 2
-        q = noise.clone()
-        for t in range(1, n):
-            q[..., t, :] = rho * q[..., t - 1, :] + (1 - rho**2) ** 0.5 * noise[..., t, :]
+        q = ar1_queries((1, 1, n, d), rho, g)
         full = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         row = {"queries": label}
         for mode in ("sparse", "recompute", "delta"):
@@ -241,10 +247,7 @@ def query_locality(args, out: Path) -> None:
     k, v = torch.randn(2, 8, 4, n, 32, generator=g).unbind(0)
     for label, rho in (("synthetic i.i.d.", 0.0), ("synthetic AR(1), rho = 0.9", 0.9),
                        ("synthetic AR(1), rho = 0.99", 0.99)):
-        noise = torch.randn(8, 4, n, 32, generator=g) * 2
-        q = noise.clone()
-        for i in range(1, n):
-            q[..., i, :] = rho * q[..., i - 1, :] + (1 - rho**2) ** 0.5 * noise[..., i, :]
+        q = ar1_queries((8, 4, n, 32), rho, g)
         rows.append({"queries": label, **correction_stats(q, k, v, w, args.sinks, gamma)})
     text = header(f"Delta's locality assumption inside the decoder (N = {n}, W = {w}, gamma = {gamma})", args)
     text += (f"Checkpoint `{checkpoint}`; {per_task} test prompts per task, q, k, v of the full-attention run, all "
