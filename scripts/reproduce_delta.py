@@ -168,6 +168,11 @@ def plot(table: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def sweep_window(n: int, windows: list[int]) -> int:
+    """The window of the single-window studies (gamma sweep, tail_min = 128, query locality): W = 32 when it fits."""
+    return 32 if 32 < n else windows[0]
+
+
 def ar1_queries(shape: tuple, rho: float, g: torch.Generator) -> torch.Tensor:
     """Queries whose neighbours correlate with coefficient rho along the sequence (dim -2), unit-free scale 2."""
     noise = torch.randn(*shape, generator=g) * 2
@@ -225,7 +230,7 @@ def query_locality(args, out: Path) -> None:
     if path.exists():
         return
     n = max(int(x) for x in args.lengths.split(","))
-    w, gamma, per_task = 32 if 32 < n else int(args.windows.split(",")[0]), args.gamma, 4
+    w, gamma, per_task = sweep_window(n, [int(x) for x in args.windows.split(",")]), args.gamma, 4
     _, model, datamodule, checkpoint = load_decoder(args.run_dir, samples=args.samples)
     backends = [m for m in model.modules() if isinstance(m, attention.AttentionBackend)]
     captured: list[list[tuple]] = [[] for _ in backends]
@@ -264,7 +269,7 @@ def grid_methods(args, n: int, n_sweep: int, windows: list[int]) -> list[dict]:
     """The main grid at length n; at n_sweep also the gamma sweep and the paper's tail_min = 128 (W = 32)."""
     methods = methods_for(n, windows, args.sinks, args.gamma, args.tail_min)
     if n == n_sweep:
-        w = 32 if 32 < n else windows[0]
+        w = sweep_window(n, windows)
         for g in (int(x) for x in args.gammas.split(",")):
             if g != args.gamma:
                 methods += [{"name": "delta", "window": w, "sinks": args.sinks, "gamma": g,
@@ -387,7 +392,7 @@ def write_tables(args, out: Path, rows: list[dict]) -> None:
     sweep_keys = sorted({k[:4] for k in cells})
     n_sweep = max((k[0] for k in sweep_keys if len({kk[2] for kk in sweep_keys if kk[0] == k[0]}) > 1),
                   default=n_max)
-    w_sweep = 32 if 32 < n_sweep else windows[0]
+    w_sweep = sweep_window(n_sweep, windows)
     gamma_rows = []
     for (n, w, g, tmin) in sweep_keys:
         if n != n_sweep or w != w_sweep:
