@@ -12,7 +12,7 @@ export WANDB_CONSOLE ?= off
 DATA ?= $(or $(QDSBENCH_DATA),data)
 ARGS ?=
 
-.PHONY: help install run test test-full lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear reproduce-monarch bench-monarch qds-expressivity reproduce-analysis reproduce-delta bench-sparse report dashboard reproduce-paper browser-deps
+.PHONY: help install run test test-full lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear reproduce-monarch bench-monarch qds-expressivity reproduce-analysis reproduce-delta bench-sparse report dashboard reproduce-paper plan tables data-link browser-deps
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -50,20 +50,20 @@ bench: install ## attention backend benchmark -> results/bench/
 sweep: install ## example sweep: 2 backends x 2 seeds on embedded digits, 2 parallel jobs (joblib launcher)
 	$(VENV)/bin/qdsbench-train -m launcher=joblib experiment=digits_vit attention=softmax,sdpa seed=0,1 $(ARGS)
 
-QDS_TABLES ?= table1,tableA3,tableA1,table2
-reproduce-qds: install ## QDSFormer tables at the CPU budget -> results/qds/ (hours on 2 cores; BUDGET=paper for the full protocol)
-	$(VENV)/bin/qdsbench-reproduce --paper qds --budget $(or $(BUDGET),cpu) --tables $(QDS_TABLES)
+PROTOCOL ?= paper
+HOURS ?= 3
+JOBS ?= 1
+reproduce-qds: install data-mnist ## QDSFormer campaign at PROTOCOL=paper for HOURS (resumable; see `make plan PAPER=qds`)
+	$(MAKE) reproduce-paper PAPER=qds
 
-reproduce-qds-smoke: install ## the QDS reproduction pipeline end to end on tiny data -> logs/smoke/results/
-	$(VENV)/bin/qdsbench-reproduce --paper qds --budget smoke --tables $(QDS_TABLES) --log-dir logs/smoke --out logs/smoke/results
+reproduce-qds-smoke: install ## the QDS campaign pipeline end to end on embedded digits -> logs/smoke/results/
+	$(VENV)/bin/qdsbench-reproduce --paper qds --protocol smoke --tables table1 --hours 0.5 --results logs/smoke/results --work logs/smoke/work
 
-OLINEAR_TABLES ?= ili,etth1,etth2
-reproduce-olinear: install ## OLinear + DLinear on the provided forecasting data -> results/olinear/ (needs QDSBENCH_DATA)
-	$(VENV)/bin/qdsbench-reproduce --paper olinear --budget $(or $(BUDGET),cpu) --tables $(OLINEAR_TABLES)
+reproduce-olinear: install data-link ## OLinear / DLinear / iTransformer campaign at PROTOCOL=paper for HOURS -> results/olinear/
+	$(MAKE) reproduce-paper PAPER=olinear
 
 reproduce-monarch: install data-mnist ## train the 197-token softmax ViT, then the zero-shot conversion grid -> results/monarch/
-	test -f logs/monarch/vit_long/summary.json || $(VENV)/bin/qdsbench-train experiment=monarch/vit_long logger=csv hydra.run.dir=logs/monarch/vit_long
-	$(PY) scripts/monarch_grid.py logs/monarch/vit_long --max-samples 1000
+	$(PY) scripts/monarch_grid.py logs/monarch/vit_long --max-samples 1000 --train
 
 bench-monarch: install ## MonarchAttention vs softmax/SDPA wall time on this CPU -> results/bench/monarch.md
 	$(PY) scripts/bench_monarch.py
@@ -89,11 +89,23 @@ dashboard: report ## build the report and serve it on http://127.0.0.1:$(PORT)/ 
 	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory logs/report
 
 PAPERS := qds olinear delta monarch analysis
-reproduce-paper: install ## PAPER=<qds|olinear|delta|monarch|analysis|all>: run that paper's reproduction, then the report
-	@case "$(PAPER)" in qds|olinear|delta|monarch|analysis) $(MAKE) reproduce-$(PAPER) ;; \
-	  all) for p in $(PAPERS); do $(MAKE) reproduce-$$p || exit 1; done ;; \
-	  *) echo "reproduce-paper: unknown PAPER='$(PAPER)'; valid choices: qds, olinear, delta, monarch, analysis, all"; exit 2 ;; esac
+reproduce-paper: install ## PAPER=<qds|olinear|delta|monarch|analysis> [PROTOCOL=paper HOURS=3 JOBS=1]: run the campaign, then the report
+	@case "$(PAPER)" in qds|olinear|delta|monarch|analysis) ;; \
+	  *) echo "reproduce-paper: unknown PAPER='$(PAPER)'; valid choices: $(PAPERS)"; exit 2 ;; esac
+	QDSBENCH_DATA=$(abspath $(DATA)) $(VENV)/bin/qdsbench-reproduce --paper $(PAPER) --protocol $(PROTOCOL) --hours $(HOURS) --jobs $(JOBS)
 	$(MAKE) report
+
+plan: install ## PAPER=<p> [PROTOCOL=paper]: every run and stage of a campaign with its status and cost
+	QDSBENCH_DATA=$(abspath $(DATA)) $(VENV)/bin/qdsbench-reproduce --paper $(or $(PAPER),qds) --protocol $(PROTOCOL) --plan
+
+tables: install ## PAPER=<p> [PROTOCOL=paper]: rebuild a paper's tables from the committed run records
+	$(VENV)/bin/qdsbench-reproduce --paper $(or $(PAPER),qds) --protocol $(PROTOCOL) --tables-only
+
+SHARED_DATA ?= ../shared/data
+data-link: ## link the provided datasets ($(SHARED_DATA): ETT, ILI, exchange, BreastMNIST) into $(DATA)/ beside MNIST
+	@mkdir -p $(DATA); if [ -d "$(SHARED_DATA)" ]; then for d in $(SHARED_DATA)/*/; do \
+	  ln -sfn "$$(cd $$d && pwd)" "$(DATA)/$$(basename $$d)"; done; echo "data-link: $$(ls $(DATA) | tr '\n' ' ')"; \
+	  else echo "data-link: $(SHARED_DATA) not found; put the forecasting CSVs under $(DATA)/ (see qdsbench/data/forecasting.py)"; fi
 
 browser-deps: ## Debian Chromium for the browser test (apt-get, only when /usr/bin/chromium is missing)
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \

@@ -66,6 +66,21 @@ def _open_record(cfg: DictConfig) -> tuple[RunRecord | NullRecord, Path | None]:
     return record, resume_dir
 
 
+def _check_static_attention(task: pl.LightningModule, datamodule: pl.LightningDataModule, record) -> None:
+    """Static normalisers get P measured on one training batch before any training (and a stop if degenerate)."""
+    from qdsbench.attention.health import check_static_attention, static_backends
+
+    net = getattr(task, "net", task)
+    if not static_backends(net):
+        return
+    datamodule.setup("fit")
+    inputs = next(iter(datamodule.train_dataloader()))[0]
+    stats = check_static_attention(net, inputs)
+    record.update(attention_health=stats)
+    for index, layer in enumerate(stats):
+        log.info("static attention layer %d at init: %s", index, ", ".join(f"{k} {v:.4f}" for k, v in layer.items()))
+
+
 def _snapshot_config(cfg: DictConfig, run_dir: Path) -> None:
     """Runs started from Python (not the CLI) get the same `.hydra/config.yaml` snapshot Hydra writes."""
     path = run_dir / ".hydra" / "config.yaml"
@@ -85,6 +100,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         datamodule = build_datamodule(cfg)
         datamodule.prepare_data()  # a missing dataset fails here, before any model is built
         task = build_task(cfg)
+        _check_static_attention(task, datamodule, record)
         loggers = build_loggers(cfg)
         trainer: pl.Trainer = instantiate(
             cfg.trainer, callbacks=build_callbacks(cfg), logger=[RunRecordLogger(run_dir), *loggers]

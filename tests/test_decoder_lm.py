@@ -112,25 +112,41 @@ def test_eval_refuses_a_non_decoder_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_reproduce_delta_script_end_to_end(tmp_path):
-    """The reproduction script on a tiny trained run: every table and the plot are written."""
+def test_reproduce_delta_end_to_end(tmp_path, monkeypatch):
+    """The Delta study on a tiny trained run: every table and the plot are written, and the thin script
+    scripts/reproduce_delta.py rewrites the same tables from the grid CSVs (--stage tables)."""
+    import json
     import os
     import subprocess
     import sys
 
+    from qdsbench.studies import delta
     from qdsbench.train import train
 
+    monkeypatch.setenv("QDSBENCH_CACHE", str(tmp_path / "cache"))
     train(lm_cfg(tmp_path, steps=20))
     out = tmp_path / "results"
-    env = {**os.environ, "QDSBENCH_CACHE": str(tmp_path / "cache")}
-    subprocess.run([sys.executable, "scripts/reproduce_delta.py", "--run-dir", str(tmp_path / "run"), "--samples", "2",
-                    "--lengths", "64,128", "--windows", "8,16", "--gammas", "8,16", "--out", str(out)], check=True,
-                   cwd=str(REPO_ROOT), env=env)
+    argv = ["--run-dir", str(tmp_path / "run"), "--samples", "2", "--lengths", "64,128", "--windows", "8,16",
+            "--gammas", "8,16", "--out", str(out)]
+    threads = torch.get_num_threads()
+    try:
+        delta.main(argv)
+    finally:
+        torch.set_num_threads(threads)
     for name in ("accuracy.md", "accuracy.csv", "tasks.md", "intrinsic.md", "nll.md", "gamma.md", "locality.md",
                  "grid_N64.csv", "grid_N128.csv", "accuracy_vs_ratio.png"):
         assert (out / name).stat().st_size > 0, name
     rows = list(csv.DictReader(open(out / "accuracy.csv")))
     assert {(r["N"], r["W"]) for r in rows} == {("64", "8"), ("64", "16"), ("128", "8"), ("128", "16")}
+    assert f"`.venv/bin/python scripts/reproduce_delta.py {' '.join(argv)}`" in (out / "accuracy.md").read_text()
+    assert json.loads((out / "run.json").read_text())["argv"] == argv  # the argv given, not pytest's
+    accuracy = (out / "accuracy.csv").read_bytes()
+
+    tables = ["--stage", "tables", "--run-dir", str(tmp_path / "run"), "--samples", "2", "--out", str(out)]
+    env = {**os.environ, "QDSBENCH_CACHE": str(tmp_path / "cache")}
+    subprocess.run([sys.executable, "scripts/reproduce_delta.py", *tables], check=True, cwd=str(REPO_ROOT), env=env)
+    assert (out / "accuracy.csv").read_bytes() == accuracy
+    assert json.loads((out / "run.json").read_text())["argv"] == tables
 
 
 def test_method_labels_keep_ablations_apart():

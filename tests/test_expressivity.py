@@ -1,10 +1,14 @@
-"""Expressivity metrics on matrices whose answers are known."""
+"""Expressivity metrics on matrices whose answers are known, and the study that tabulates them."""
 
+import csv
 import math
+import re
 
 import torch
+from conftest import REPO_ROOT
 
 from qdsbench.paper import expressivity as ex
+from qdsbench.studies import expressivity as study
 
 
 def test_projection_of_a_ds_matrix_is_itself():
@@ -47,3 +51,20 @@ def test_unique_count_and_family():
     torch.testing.assert_close(family.norm(dim=1), torch.ones(625, 4, dtype=torch.float64))
     assert ex.count_unique(family) == 625
     assert ex.count_unique(torch.stack([torch.eye(3)] * 5)) == 1
+
+
+def test_study_rewrites_the_committed_table_from_its_csv():
+    text = (REPO_ROOT / "results" / "qds" / "expressivity.md").read_text()
+    with open(REPO_ROOT / "results" / "qds" / "expressivity.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    m = re.search(r"--matrices (\d+) --range-samples (\d+)` \((\d+) s\)", text)
+    assert study.expressivity_markdown(rows, int(m[1]), int(m[2]), float(m[3])) == text
+
+
+def test_study_runs_small(tmp_path):
+    study.main(["--matrices", "4", "--range-samples", "2", "--out", str(tmp_path)])
+    with open(tmp_path / "expressivity.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 5 * 3 + 5 + 20 and list(rows[0]) == study.FIELDS
+    assert (tmp_path / "expressivity.md").read_text().count("\n| ") == len(rows) + 1
+    assert (tmp_path / "figures" / "cell_range_layers_qubits.png").stat().st_size > 1000

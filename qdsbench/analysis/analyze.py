@@ -344,8 +344,8 @@ def main() -> None:
     """Hydra entry; a bare directory argument is accepted as ``run_dir=<dir>``."""
     import hydra
 
-    from qdsbench.cli._config import config_dir
     from qdsbench.cli.errors import exit_on_user_error
+    from qdsbench.config import config_dir
 
     sys.argv = [sys.argv[0], *[a if "=" in a or a.startswith("-") else f"run_dir={a}" for a in sys.argv[1:]]]
 

@@ -4,8 +4,8 @@ import hydra
 from omegaconf import DictConfig
 
 import qdsbench  # noqa: F401
-from qdsbench.cli._config import config_dir
 from qdsbench.cli.errors import exit_on_user_error
+from qdsbench.config import config_dir
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval_longctx")

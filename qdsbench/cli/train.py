@@ -6,9 +6,9 @@ import hydra
 from omegaconf import DictConfig, open_dict
 
 import qdsbench  # noqa: F401  (sets OMP_WAIT_POLICY / WANDB_MODE before torch loads)
-from qdsbench.cli._config import config_dir
 from qdsbench.cli.errors import exit_on_user_error
 from qdsbench.cli.preflight import PreflightError, preflight
+from qdsbench.config import config_dir
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")

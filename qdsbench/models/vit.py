@@ -9,11 +9,25 @@ from __future__ import annotations
 from typing import Any
 
 from timm.models.vision_transformer import VisionTransformer, init_weights_vit_timm
+from torch import nn
 
 from qdsbench.models.backend_attention import BackendAttention, set_backend
 from qdsbench.models.registry import register
 
 TOKENIZERS = ("patch", "stripes")
+INITS = ("timm", "sinkformer")
+
+
+def sinkformer_init(model: VisionTransformer) -> None:
+    """The michaelsdr/sinkformers ViT's initialisation (lucidrains' vit-pytorch): PyTorch's default init for every
+    Linear / Conv / LayerNorm and N(0, 1) position and CLS embeddings. timm's trunc-normal(0.02) init gives scores
+    near 0, which drives a static QontOT circuit to P ~ I (results/qds/README.md)."""
+    for module in model.modules():
+        if module is not model and hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    nn.init.normal_(model.pos_embed, 0.0, 1.0)
+    if model.cls_token is not None:
+        nn.init.normal_(model.cls_token, 0.0, 1.0)
 
 
 def patch_shape(tokenizer: str, image_size: int, patch_size, num_stripes: int) -> tuple[int, int]:
@@ -49,7 +63,10 @@ def create_vit(
     class_token: bool = True,
     drop_rate: float = 0.0,
     drop_path_rate: float = 0.0,
+    init: str = "timm",
 ) -> VisionTransformer:
+    if init not in INITS:
+        raise ValueError(f"unknown model.init '{init}'; valid choices: {', '.join(INITS)}")
     model = VisionTransformer(
         img_size=image_size,
         patch_size=patch_shape(tokenizer, image_size, patch_size, num_stripes),
@@ -71,5 +88,7 @@ def create_vit(
         for block in model.blocks:
             block.attn = BackendAttention(embed_dim, num_heads=num_heads, attn_head_dim=head_dim, qkv_bias=qkv_bias)
             block.attn.apply(init_weights_vit_timm)
+    if init == "sinkformer":
+        sinkformer_init(model)
     set_backend(model, attention)
     return model

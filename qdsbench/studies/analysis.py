@@ -1,6 +1,6 @@
 """The attention-analysis study (issue 8) at the CPU budget:
 
-    make reproduce-analysis          # = .venv/bin/python scripts/reproduce_analysis.py
+    make reproduce-analysis          # = .venv/bin/python scripts/reproduce_analysis.py (this module's main)
     .venv/bin/python scripts/reproduce_analysis.py --parts calibration,depth --budget smoke --out /tmp/x
 
 Parts (``--parts``, default all), each writing ``<name>.md`` + ``.csv`` (+ PNG) with the command at the top:
@@ -16,7 +16,8 @@ Parts (``--parts``, default all), each writing ``<name>.md`` + ``.csv`` (+ PNG) 
 - ``vit``: the stripe ViT on MNIST, 2 epochs per backend (softmax, sigmoid, sinkhorn, qr, qontot_cpu), analysed
 - ``depth``: oversmoothing vs depth in random stacks (recipe A1c)
 
-Runs already finished under ``--log-dir`` are reused (their summary.json exists), so the study resumes.
+Runs already finished under ``--log-dir`` are reused (their summary.json exists), so the study resumes. The campaign
+manifest conf/paper/analysis.yaml names one stage per part (``qdsbench-reproduce --paper analysis --plan``).
 """
 
 from __future__ import annotations
@@ -27,15 +28,14 @@ import json
 import math
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-import qdsbench  # noqa: F401
+from qdsbench import tables
+from qdsbench.config import REPO_ROOT, compose
 
-ROOT = Path(__file__).resolve().parents[1]
 COMMAND = "make reproduce-analysis"
 PARTS = ("calibration", "cooccurrence", "cooccurrence_ds", "switch", "switch_causal", "vit", "depth")
 BUDGETS = {
@@ -83,31 +83,22 @@ def fmt(value, digits: int = 3) -> str:
 
 
 def table(rows: list[dict], columns: list[str], labels: dict[str, str] | None = None) -> str:
-    labels = labels or {}
-
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|")
-
-    lines = ["| " + " | ".join(cell(labels.get(c, c)) for c in columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(fmt(r.get(c))) for c in columns) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    """The package's markdown table with this study's cells (:func:`fmt`), ``|`` escaped, a newline at the end."""
+    return tables.markdown_table(rows, columns, labels, cell=fmt, escape_pipes=True) + "\n"
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
-    fields: list[str] = []
-    for row in rows:
-        fields.extend(k for k in row if k not in fields)
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    """The package's atomic CSV writer, every key in first-seen order, CRLF rows as the study has always written."""
+    tables.write_csv(path, rows, lineterminator="\r\n")
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and std over seeds, NaN/None dropped; NaN for no value, std 0 for a single value (the tables' '0')."""
     values = [v for v in values if v is not None and not math.isnan(v)]
     if not values:
         return float("nan"), float("nan")
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    mu, sd = tables.mean_std(values)
+    return mu, 0.0 if sd is None else sd
 
 
 def aggregate(rows: list[dict], key: str, metrics: list[str]) -> list[dict]:
@@ -196,7 +187,7 @@ def part_calibration(args, budget) -> None:
 
 def write_outputs(stem: Path, text: str, rows: list[dict]) -> None:
     stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".md").write_text(text)
+    tables.write_text(stem.with_suffix(".md"), text)
     write_csv(stem.with_suffix(".csv"), rows)
     print(f"wrote {stem}.md / .csv")
 
@@ -271,7 +262,7 @@ def part_cooccurrence(args, budget) -> None:
     text += ("## Phase 2 (changes from T1 to the end)\n\nExpected signs (Thm 3.2): d score_q1_k2, d score_q2_k1, "
              "d value_12 > 0; d score_q1_k3, d score_q2_k3, d value_13, d value_23 < 0.\n\n" + table(runs, cols2))
     write_outputs(out / "dynamics", text, runs)
-    (out / "README.md").write_text(text)
+    tables.write_text(out / "README.md", text)
 
 
 COOC_README_INTRO = """Setting (notes 2.4): n = 60 (30/10/10/10), L = 5, d = 64, m = 128, m1 = 256, one-hot
@@ -356,16 +347,6 @@ probabilities on I1 test samples at the end (query -> key; 1/8 = 0.125 is unifor
 # --- training + analysis helpers (X1, A1b, ViT) ---------------------------------------------------------------------
 
 
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return hydra_compose(config_name="train", overrides=overrides)
-
-
 def train_and_analyze(run_dir: Path, overrides: list[str], max_samples: int) -> tuple[dict, Path]:
     """Train (unless run_dir already holds a finished run), then analyse (unless an analysis exists)."""
     from qdsbench.analysis.analyze import analyze
@@ -373,8 +354,8 @@ def train_and_analyze(run_dir: Path, overrides: list[str], max_samples: int) -> 
 
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
-        cfg = compose([*overrides, f"paths.output_dir={run_dir}", "logger=csv", "trainer.enable_progress_bar=false",
-                       "num_threads=1"])
+        cfg = compose("train", [*overrides, f"paths.output_dir={run_dir}", "logger=csv",
+                                "trainer.enable_progress_bar=false", "num_threads=1"])
         train(cfg)
     summary = json.loads(summary_path.read_text())
     done = sorted(run_dir.glob("analysis/*/metrics.csv"))
@@ -649,12 +630,13 @@ the last column the rank-collapse residual at the last layer. Figure: `oversmoot
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``scripts/reproduce_analysis.py`` and the manifest's stages (conf/paper/analysis.yaml), one per part."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {', '.join(PARTS)}")
     parser.add_argument("--budget", default="cpu", choices=sorted(BUDGETS))
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "analysis")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "results" / "analysis")
     parser.add_argument("--cooc-out", type=Path, default=None, help="default: <out>/../cooccurrence")
-    parser.add_argument("--log-dir", type=Path, default=ROOT / "logs" / "analysis")
+    parser.add_argument("--log-dir", type=Path, default=REPO_ROOT / "logs" / "analysis")
     parser.add_argument("--data-dir", default="data")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
@@ -673,6 +655,3 @@ def main(argv: list[str] | None = None) -> None:
         runners[part](args, budget)
         print(f"== {part}: {time.time() - started:.0f} s", flush=True)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

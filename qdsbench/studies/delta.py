@@ -1,6 +1,6 @@
 """The Delta-attention study at CPU scale (issue 6): train the decoder if missing, then evaluate the grid.
 
-    make reproduce-delta                       # = .venv/bin/python scripts/reproduce_delta.py
+    make reproduce-delta                       # = .venv/bin/python scripts/reproduce_delta.py (this module's main)
     .venv/bin/python scripts/reproduce_delta.py --samples 4 --lengths 256 --out /tmp/d   # smoke
 
 The decoder (experiment=delta/train, full causal attention) is evaluated zero-shot with every prefill method in every
@@ -13,7 +13,8 @@ locality assumption is measured per layer inside the decoder. Writes results/del
 accuracy.md|csv, notail.md, tasks.md, intrinsic.md, gamma.md, nll.md, locality.md, query_locality.md,
 accuracy_vs_ratio.png}. The full-attention reference of each batch is computed once and reused. Lengths already
 evaluated (their grid_N<length>.csv exists) are skipped, so the study resumes; `--stage eval --lengths 1024` and
-`--stage eval --lengths 256,512` can run side by side on two cores, then `--stage tables`.
+`--stage eval --lengths 256,512` can run side by side on two cores, then `--stage tables`. The campaign manifest
+conf/paper/delta.yaml runs the same stages (`qdsbench-reproduce --paper delta --plan`).
 """
 
 from __future__ import annotations
@@ -26,19 +27,19 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from qdsbench import attention  # noqa: E402
-from qdsbench.attention.delta import pair_counts  # noqa: E402
-from qdsbench.attention.sink_window import block_sparse_sink_window  # noqa: E402
-from qdsbench.longctx.evaluate import Evaluator, evaluate_methods  # noqa: E402
-from qdsbench.longctx.run_eval import load_decoder, rows_to_csv  # noqa: E402
+from qdsbench import attention
+from qdsbench.attention.delta import pair_counts
+from qdsbench.attention.sink_window import block_sparse_sink_window
+from qdsbench.config import REPO_ROOT
+from qdsbench.longctx.evaluate import Evaluator, evaluate_methods
+from qdsbench.longctx.run_eval import load_decoder
+from qdsbench.tables import markdown_table, write_csv, write_text
 
 COMMAND = "make reproduce-delta"
 MODES = ("tail_only", "recompute", "delta")
@@ -52,13 +53,14 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def ensure_trained(run_dir: Path) -> None:
+def ensure_trained(run_dir: Path, overrides: Sequence[str] = ()) -> None:
+    """Train the decoder into ``run_dir`` unless it holds a finished run; ``overrides`` go after the preset's."""
     if (run_dir / "summary.json").exists():
         return
     log(f"no finished decoder run at {run_dir}: training it (experiment=delta/train, about 1 h on one thread)")
     subprocess.run([str(Path(sys.executable).parent / "qdsbench-train"), "experiment=delta/train",
-                    f"paths.output_dir={run_dir}", "num_threads=1", "trainer.enable_progress_bar=false"],
-                   check=True, cwd=ROOT)
+                    f"paths.output_dir={run_dir}", "num_threads=1", "trainer.enable_progress_bar=false",
+                    *overrides], check=True, cwd=REPO_ROOT)
 
 
 def methods_for(length: int, windows: list[int], sinks: int, gamma: int, tail_min: int) -> list[dict]:
@@ -76,19 +78,14 @@ def methods_for(length: int, windows: list[int], sinks: int, gamma: int, tail_mi
 
 def header(title: str, args) -> str:
     return (f"# {title}\n\nCommand: `{COMMAND}` (`.venv/bin/python scripts/reproduce_delta.py "
-            f"{' '.join(sys.argv[1:])}`)  \nMeasured {time.strftime('%Y-%m-%d')} on {platform.machine()} CPU, "
+            f"{' '.join(args.argv)}`)  \nMeasured {time.strftime('%Y-%m-%d')} on {platform.machine()} CPU, "
             f"torch {torch.__version__}, {args.samples} samples per task and length (RULER: 500), decoder "
             f"`{args.run_dir}`.\n\n")
 
 
 def md_table(rows: list[dict], cols: list[str], digits: int = 1) -> str:
-    def fmt(v):
-        if isinstance(v, float):
-            return f"{v:.{digits}f}"
-        return "-" if v is None else str(v)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    """The study's tables: one decimal unless told, a missing cell as '-', a newline after the last row."""
+    return markdown_table(rows, cols, digits=digits, none="-") + "\n"
 
 
 def mean(values):
@@ -201,7 +198,7 @@ def locality_table(out: Path, args) -> None:
              "method's output to full causal attention. The notes' numpy check gave 0.44/0.48/0.45 (i.i.d.), "
              "0.39/0.43/0.54 (rho 0.9), 0.54/0.57/0.75 (rho 0.99).\n\n")
     text += md_table(rows, ["queries", "sparse", "recompute", "delta"], 3)
-    (out / "locality.md").write_text(text)
+    write_text(out / "locality.md", text)
 
 
 def correction_stats(q, k, v, window: int, sinks: int, gamma: int) -> dict[str, float]:
@@ -261,7 +258,7 @@ def query_locality(args, out: Path) -> None:
              "window: below 1 the correction moves a row towards full attention, above 1 away from it. Synthetic "
              "rows: random keys and values, queries i.i.d. or AR(1) (as in `locality.md`), same N, W, gamma.\n\n")
     text += md_table(rows, ["queries", "err_after_correction", "cos_D_t_D_a", "cos_q_t_next", "cos_q_t_anchor"], 3)
-    path.write_text(text)
+    write_text(path, text)
     log(f"wrote {path}")
 
 
@@ -307,14 +304,15 @@ def evaluate_grid(args, out: Path) -> None:
             r.pop("causal", None)
             r.pop("scale", None)
             r["checkpoint"] = str(checkpoint)
-        (out / f"grid_N{n}{sfx}.csv").write_text(rows_to_csv(rows))
+        write_csv(out / f"grid_N{n}{sfx}.csv", rows, lineterminator="\r\n")
         log(f"N={n}{sfx}: {len(rows)} rows in {(time.time() - started) / 60:.1f} min")
 
 
 def read_grid(out: Path) -> list[dict]:
     rows = []
     for path in sorted(out.glob("grid_N*.csv")):
-        rows += list(csv.DictReader(open(path)))
+        with open(path, newline="") as fh:
+            rows += list(csv.DictReader(fh))
     for r in rows:
         for key in ("length", "window", "sinks", "gamma", "tail_min"):
             if r.get(key) not in (None, ""):
@@ -328,7 +326,7 @@ def write_tables(args, out: Path, rows: list[dict]) -> None:
     n_tasks = len({r["task"] for r in rows})
     checkpoint = rows[0].get("checkpoint", args.run_dir)
     table = summarise_grid(rows, args.gamma, args.tail_min, args.sinks)
-    (out / "accuracy.csv").write_text(rows_to_csv(table))
+    write_csv(out / "accuracy.csv", table, lineterminator="\r\n")
     plot(table, out / "accuracy_vs_ratio.png")
     text = header("Delta attention on RULER-synth: accuracy vs N/W", args)
     text += (f"Checkpoint `{checkpoint}`. Mean RULER-synth score (string_match_all x 100) over the "
@@ -338,14 +336,14 @@ def write_tables(args, out: Path, rows: list[dict]) -> None:
     text += md_table(table, ["N", "W", "N/W", "full", "sparse", "tail_only", "recompute", "delta", "matched",
                              "recovery_sparse_%", "recovery_delta_%", "gain_delta"])
     text += "\n" + PAPER_NOTE + "\n\n![accuracy vs N/W](accuracy_vs_ratio.png)\n"
-    (out / "accuracy.md").write_text(text)
+    write_text(out / "accuracy.md", text)
 
     text = header("Answer-token NLL (LongPPL analogue)", args)
     text += ("Mean NLL per answer token under teacher forcing after the method's prefill (decode dense). "
              "`gap closed` = (sparse - delta) / (sparse - full); the paper closes 50-75 % of the LongPPL gap.\n\n")
     text += md_table(table, ["N", "W", "N/W", "nll_full", "nll_sparse", "nll_tail_only", "nll_recompute",
                              "nll_delta", "nll_matched", "nll_gap_closed_%"], 3)
-    (out / "nll.md").write_text(text)
+    write_text(out / "nll.md", text)
 
     n_max = max(lengths)
     small_windows = windows[:2]
@@ -363,7 +361,7 @@ def write_tables(args, out: Path, rows: list[dict]) -> None:
     cols = ["task"] + sorted({m for t in by_task.values() for m in t}, key=lambda m: (m != "full", m))
     text = header(f"Per-task scores at N = {n_max}", args)
     text += md_table([{"task": t, **s} for t, s in by_task.items()], cols)
-    (out / "tasks.md").write_text(text)
+    write_text(out / "tasks.md", text)
 
     layer_keys = sorted({k for r in rows for k in r if k.startswith("cos_L")}, key=lambda k: int(k[5:]))
     intrinsic = []
@@ -383,7 +381,7 @@ def write_tables(args, out: Path, rows: list[dict]) -> None:
              "method's own q, k with the full run's rows (layer 0 is 1 by construction: its q, k come from the "
              "embeddings).\n\n")
     text += md_table(intrinsic, ["W", "method"] + [c for k in layer_keys for c in (k, "spearman_L" + k[5:])], 3)
-    (out / "intrinsic.md").write_text(text)
+    write_text(out / "intrinsic.md", text)
 
     cells = defaultdict(list)
     sweep_rows = [r for r in rows if kind_of(r) in ("recompute", "delta")]
@@ -407,7 +405,7 @@ def write_tables(args, out: Path, rows: list[dict]) -> None:
              "full attention; anchors alone cost about 1/gamma of it.\n\n")
     text += md_table(gamma_rows, ["gamma", "tail_min", "recompute", "delta", "pairs_vs_full_%",
                                   "anchor_pairs_vs_full_%"])
-    (out / "gamma.md").write_text(text)
+    write_text(out / "gamma.md", text)
     if any(r["delta_notail"] is not None for r in table):
         text = header("Delta without the dense tail (the paper's description, tail=false)", args)
         text += ("Mean score over tasks and answer NLL. `*_notail`: every query after the sparse prefill is corrected "
@@ -418,13 +416,14 @@ def write_tables(args, out: Path, rows: list[dict]) -> None:
                                  "recompute", "delta"])
         text += "\n" + md_table(table, ["N", "W", "nll_full", "nll_sparse", "nll_recompute_notail",
                                         "nll_delta_notail", "nll_tail_only", "nll_delta"], 3)
-        (out / "notail.md").write_text(text)
-    (out / "run.json").write_text(json.dumps({"command": COMMAND, "argv": sys.argv[1:], "checkpoint": checkpoint},
-                                             indent=2) + "\n")
+        write_text(out / "notail.md", text)
+    write_text(out / "run.json", json.dumps({"command": COMMAND, "argv": args.argv, "checkpoint": checkpoint},
+                                            indent=2) + "\n")
     log(f"wrote the tables of {len(rows)} rows to {out}/")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """``scripts/reproduce_delta.py`` and the manifest's stages (conf/paper/delta.yaml)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", default="logs/delta/decoder")
     parser.add_argument("--out", default="results/delta")
@@ -438,15 +437,22 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=25)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-no-tail", action="store_true", help="skip the tail=false ablation (notail.md)")
-    parser.add_argument("--stage", default="all", choices=("all", "eval", "tables"),
-                        help="eval: only the per-length grids (run several in parallel with --lengths); tables: "
-                             "only the tables from every grid_N*.csv in --out")
-    args = parser.parse_args()
+    parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="Hydra override for training the decoder when --run-dir has none (repeatable; e.g. "
+                             "the smoke protocol's tiny decoder)")
+    parser.add_argument("--stage", default="all", choices=("all", "train", "eval", "tables"),
+                        help="train: only the decoder (if missing); eval: only the per-length grids (run several in "
+                             "parallel with --lengths); tables: only the tables from every grid_N*.csv in --out")
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command line the tables' headers quote
     torch.set_num_threads(args.threads)
+    if args.stage == "train":
+        ensure_trained(Path(args.run_dir), args.train_override)
+        return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.stage in ("all", "eval"):
-        ensure_trained(Path(args.run_dir))
+        ensure_trained(Path(args.run_dir), args.train_override)
         evaluate_grid(args, out)
         query_locality(args, out)
     if args.stage in ("all", "tables"):

@@ -3,26 +3,23 @@
     .venv/bin/python scripts/qds_expressivity.py     # results/qds/expressivity.md|csv, results/qds/figures/*.png
 
 Inputs are random Gaussian score matrices (the paper used Q K^T of a trained Sinkformer, not published), so the
-numbers compare operators with each other and with the paper's qualitative findings, not cell by cell.
+numbers compare operators with each other and with the paper's qualitative findings, not cell by cell. The measures
+themselves are :mod:`qdsbench.paper.expressivity`.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
-import matplotlib
+from qdsbench import attention
+from qdsbench.config import REPO_ROOT
+from qdsbench.paper import expressivity as ex
+from qdsbench.tables import markdown_table, write_csv, write_text
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-import qdsbench  # noqa: E402,F401
-from qdsbench import attention  # noqa: E402
-from qdsbench.paper import expressivity as ex  # noqa: E402
-
-OUT = Path(__file__).resolve().parents[1] / "results" / "qds"
+OUT = REPO_ROOT / "results" / "qds"
+FIELDS = ["analysis", "operator", "value", "paper"]
 PAPER_SOUNDNESS = {"softmax": "1.12 ± 0.3", "sinkhorn(3)": "0.84 ± 0.3", "sinkhorn(21)": "0.23 ± 0.2",
                    "qr": "< 2e-4", "qontot": "< 5e-6"}
 PAPER_UNIQUE = {"sinkhorn(21)": 621, "qontot": 625, "qr": 381}
@@ -40,13 +37,33 @@ def operators(n: int, layers: int = 16, n_aux: int = 4) -> dict:
     }
 
 
-def main() -> None:
+def expressivity_markdown(rows: list[dict], matrices: int, range_samples: int, seconds: float) -> str:
+    """expressivity.md: the command, the settings, and one row per (analysis, operator)."""
+    lines = ["# QDSFormer expressivity analysis", "",
+             f"Command: `.venv/bin/python scripts/qds_expressivity.py --matrices {matrices} --range-samples "
+             f"{range_samples}` ({seconds:.0f} s). Inputs: N(0,1) score matrices (the paper's "
+             "trained-Sinkformer inputs are not published); QontOT: 16 layers, q_a = 4 (8x8) and 8 layers, q_a = 3 "
+             "(4x4 diversity); hypersphere family: our construction (see qdsbench/paper/expressivity.py).", "",
+             "Figures: `figures/info_vs_entropy.png` (Fig. 2B analogue), `figures/cell_range_layers_qubits.png` "
+             "(Fig. A4 analogue).", "", markdown_table(rows, FIELDS, {"value": "ours"})]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``scripts/qds_expressivity.py`` and the qds manifest's ``expressivity`` stage."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--matrices", type=int, default=300)
     parser.add_argument("--range-samples", type=int, default=200)
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=OUT, help="default: results/qds")
+    args = parser.parse_args(argv)
+    out = args.out
     started = time.time()
-    (OUT / "figures").mkdir(parents=True, exist_ok=True)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
     rows = []
 
     scores = ex.random_scores(args.matrices, 8, scale=1.0, seed=0)
@@ -78,7 +95,7 @@ def main() -> None:
     ax.set_title("Information preservation vs entropy (8x8)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(OUT / "figures" / "info_vs_entropy.png", dpi=120)
+    fig.savefig(out / "figures" / "info_vs_entropy.png", dpi=120)
     plt.close(fig)
 
     fixed = ex.random_scores(1, 4, scale=1.0, seed=1)[0]
@@ -102,24 +119,10 @@ def main() -> None:
     ax.set_title("QontOT coverage vs layers and aux qubits")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(OUT / "figures" / "cell_range_layers_qubits.png", dpi=120)
+    fig.savefig(out / "figures" / "cell_range_layers_qubits.png", dpi=120)
     plt.close(fig)
 
-    with open(OUT / "expressivity.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["analysis", "operator", "value", "paper"])
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = ["# QDSFormer expressivity analysis", "",
-             f"Command: `.venv/bin/python scripts/qds_expressivity.py --matrices {args.matrices} --range-samples "
-             f"{args.range_samples}` ({time.time() - started:.0f} s). Inputs: N(0,1) score matrices (the paper's "
-             "trained-Sinkformer inputs are not published); QontOT: 16 layers, q_a = 4 (8x8) and 8 layers, q_a = 3 "
-             "(4x4 diversity); hypersphere family: our construction (see qdsbench/paper/expressivity.py).", "",
-             "Figures: `figures/info_vs_entropy.png` (Fig. 2B analogue), `figures/cell_range_layers_qubits.png` "
-             "(Fig. A4 analogue).", "", "| analysis | operator | ours | paper |", "|---|---|---|---|"]
-    lines += [f"| {r['analysis']} | {r['operator']} | {r['value']} | {r['paper']} |" for r in rows]
-    (OUT / "expressivity.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-
-
-if __name__ == "__main__":
-    main()
+    write_csv(out / "expressivity.csv", rows, FIELDS, lineterminator="\r\n")
+    text = expressivity_markdown(rows, args.matrices, args.range_samples, time.time() - started)
+    write_text(out / "expressivity.md", text)
+    print(text, end="")

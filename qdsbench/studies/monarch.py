@@ -3,19 +3,27 @@
     .venv/bin/python scripts/monarch_grid.py logs/monarch/vit_long --max-samples 1000
 
 writes results/monarch/conversion.md and .csv (accuracy, per-layer relative output error, row KL, attention FLOPs).
+``--train`` first trains the run (``qdsbench-train experiment=monarch/vit_long``) when it has no summary.json, as
+``make reproduce-monarch`` and the stage of conf/paper/monarch.yaml do.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import subprocess
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-import qdsbench  # noqa: F401
+from qdsbench.config import REPO_ROOT
 from qdsbench.convert import convert_and_evaluate
+from qdsbench.tables import markdown_table, write_csv, write_text
 
-OUT = Path(__file__).resolve().parents[1] / "results" / "monarch"
+OUT = REPO_ROOT / "results" / "monarch"
+COLUMNS = ["backend", "options", "layers", "accuracy (orig)", "rel. output error", "row KL", "FLOPs vs softmax",
+           "analytic = measured"]
 
 
 def grid() -> list[tuple[dict, str]]:
@@ -34,6 +42,15 @@ def grid() -> list[tuple[dict, str]]:
     for window in (14, 28):  # a sparse point: causal sink (CLS) + sliding window
         points.append(({"name": "sink_window", "window": window, "sinks": 1}, "all"))
     return points
+
+
+def ensure_trained(run_dir: Path, overrides: Sequence[str] = ()) -> None:
+    """Train the 197-token softmax ViT into ``run_dir`` unless it holds a finished run (its summary.json)."""
+    if (Path(run_dir) / "summary.json").is_file():
+        return
+    print(f"no finished run at {run_dir}: training it (experiment=monarch/vit_long)", flush=True)
+    subprocess.run([str(Path(sys.executable).parent / "qdsbench-train"), "experiment=monarch/vit_long", "logger=csv",
+                    f"hydra.run.dir={run_dir}", *overrides], check=True, cwd=REPO_ROOT)
 
 
 def plot(csv_path: Path, png_path: Path) -> None:
@@ -63,15 +80,43 @@ def plot(csv_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def conversion_markdown(rows: list[dict], run_dir: Path | str, max_samples: int, minutes: float) -> str:
+    """conversion.md: every value as the grid rounded it (str), a missing one as an em dash."""
+    cells = [{"backend": r["backend"], "options": r["options"], "layers": r["layers"],
+              "accuracy (orig)": f"{r['accuracy']} ({r['original_accuracy']})",
+              "rel. output error": str(r["mean_rel_output_error"]),
+              "row KL": None if r["mean_row_kl"] is None else str(r["mean_row_kl"]),
+              "FLOPs vs softmax": str(r["flops_ratio_vs_softmax"]),
+              "analytic = measured": None if r["analytic_matches_measured"] is None
+              else str(r["analytic_matches_measured"])} for r in rows]
+    lines = ["# Zero-shot conversion of a softmax ViT (197 tokens) to MonarchAttention and efficient baselines", "",
+             f"Command: `.venv/bin/python scripts/monarch_grid.py {run_dir} --max-samples {max_samples}` "
+             f"({minutes:.1f} min); the run: `qdsbench-train experiment=monarch/vit_long` "
+             "(MNIST, 2x2 patches, dim 64, 4 layers, 2 heads, 10k images x 3 epochs). FLOPs: attention bmm FLOPs of "
+             "the swapped backends over all layers, measured with torch FlopCounterMode; ratio vs softmax "
+             "attention (4 N^2 d per head).", "", markdown_table(cells, COLUMNS), "",
+             "![accuracy vs FLOPs](accuracy_vs_flops.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``scripts/monarch_grid.py`` and the ``grid`` stage of conf/paper/monarch.yaml."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--max-samples", type=int, default=1000)
     parser.add_argument("--plot-only", action="store_true", help="redraw the figure from conversion.csv")
-    args = parser.parse_args()
+    parser.add_argument("--train", action="store_true",
+                        help="train run_dir first (experiment=monarch/vit_long) if it has no finished run")
+    parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="Hydra override for that training (repeatable; e.g. the smoke protocol's tiny run)")
+    parser.add_argument("--out", type=Path, default=OUT, help="default: results/monarch")
+    args = parser.parse_args(argv)
+    out = args.out
     if args.plot_only:
-        plot(OUT / "conversion.csv", OUT / "accuracy_vs_flops.png")
+        plot(out / "conversion.csv", out / "accuracy_vs_flops.png")
         return
+    if args.train:
+        ensure_trained(args.run_dir, args.train_override)
     started, rows = time.time(), []
     for backend, layers in grid():
         r = convert_and_evaluate(args.run_dir, backend, layers, args.max_samples)
@@ -87,29 +132,7 @@ def main() -> None:
                      "analytic_matches_measured": (r["attention_flops_analytic"] == r["attention_flops_measured"]
                                                    if r["attention_flops_analytic"] is not None else None)})
         print(rows[-1], flush=True)
-    OUT.mkdir(parents=True, exist_ok=True)
-    with open(OUT / "conversion.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = ["# Zero-shot conversion of a softmax ViT (197 tokens) to MonarchAttention and efficient baselines", "",
-             f"Command: `.venv/bin/python scripts/monarch_grid.py {args.run_dir} --max-samples {args.max_samples}` "
-             f"({(time.time() - started) / 60:.1f} min); the run: `qdsbench-train experiment=monarch/vit_long` "
-             "(MNIST, 2x2 patches, dim 64, 4 layers, 2 heads, 10k images x 3 epochs). FLOPs: attention bmm FLOPs of "
-             "the swapped backends over all layers, measured with torch FlopCounterMode; ratio vs softmax "
-             "attention (4 N^2 d per head).", "",
-             "| backend | options | layers | accuracy (orig) | rel. output error | row KL | FLOPs vs softmax | "
-             "analytic = measured |", "|---|---|---|---|---|---|---|---|"]
-    def cell(value):
-        return "—" if value is None else value
-
-    lines += [f"| {r['backend']} | {r['options']} | {r['layers']} | {r['accuracy']} ({r['original_accuracy']}) | "
-              f"{r['mean_rel_output_error']} | {cell(r['mean_row_kl'])} | {r['flops_ratio_vs_softmax']} | "
-              f"{cell(r['analytic_matches_measured'])} |" for r in rows]
-    lines += ["", "![accuracy vs FLOPs](accuracy_vs_flops.png)"]
-    (OUT / "conversion.md").write_text("\n".join(lines) + "\n")
-    plot(OUT / "conversion.csv", OUT / "accuracy_vs_flops.png")
-
-
-if __name__ == "__main__":
-    main()
+    write_csv(out / "conversion.csv", rows, lineterminator="\r\n")
+    write_text(out / "conversion.md", conversion_markdown(rows, args.run_dir, args.max_samples,
+                                                          (time.time() - started) / 60))
+    plot(out / "conversion.csv", out / "accuracy_vs_flops.png")

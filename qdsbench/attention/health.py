@@ -1,0 +1,84 @@
+"""Health of a static normaliser at initialisation: is P informative, or (nearly) the identity or uniform matrix?
+
+A static QontOT circuit (theta fixed, no gradient into the scores) cannot learn its way out of a degenerate P:
+with timm's initialisation and scaled scores its angles start near 0 and P ~ I, so the CLS token only ever sees
+itself and accuracy stays at chance. The check runs before training, on one batch, and stops such a run at once.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+DEGENERATE_WITHIN = 0.05
+FACTORS = "model.init (timm | sinkformer), attention.inject (scaled | raw | standardized), attention.theta_range"
+
+
+def matrix_stats(p: torch.Tensor) -> dict[str, float]:
+    """Statistics of a batch of (..., T, T) row-stochastic matrices."""
+    p = p.detach().double().reshape(-1, p.shape[-2], p.shape[-1])
+    t = p.shape[-1]
+    diag = torch.diagonal(p, dim1=-2, dim2=-1).mean().item()
+    entropy = -(p.clamp_min(1e-300).log() * p).sum(-1).mean().item() / math.log(t)
+    return {
+        "mean_diagonal": diag,
+        "row_entropy_over_log_t": entropy,
+        "identity_distance": (p - torch.eye(t, dtype=p.dtype)).abs().amax(dim=(-2, -1)).mean().item(),
+        "uniform_distance": (p - 1.0 / t).abs().amax(dim=(-2, -1)).mean().item(),
+        "sample_spread": p.std(dim=0).mean().item() if p.shape[0] > 1 else 0.0,
+    }
+
+
+def degenerate(stats: dict[str, float], within: float = DEGENERATE_WITHIN) -> str | None:
+    """'identity' or 'uniform' when P is within ``within`` (max-abs, averaged over matrices) of one; else None."""
+    if stats["identity_distance"] <= within:
+        return "identity"
+    if stats["uniform_distance"] <= within:
+        return "uniform"
+    return None
+
+
+def static_backends(model: nn.Module) -> list[nn.Module]:
+    """Backends whose matrix gets no gradient (``grad: none``): they cannot leave a bad starting point."""
+    from qdsbench.attention.base import MatrixAttention
+
+    return [m for m in model.modules() if isinstance(m, MatrixAttention) and getattr(m, "grad", None) == "none"]
+
+
+class DegenerateAttentionError(ValueError):
+    """A static normaliser whose P is the identity or uniform at initialisation."""
+
+
+@torch.no_grad()
+def check_static_attention(model: nn.Module, inputs: torch.Tensor, within: float = DEGENERATE_WITHIN
+                           ) -> list[dict[str, float]]:
+    """Per static backend, the statistics of P on ``inputs``; raises DegenerateAttentionError when one is degenerate."""
+    backends = static_backends(model)
+    if not backends:
+        return []
+    was_training = model.training
+    model.eval()
+    for backend in backends:
+        backend.capture, backend.last_attention = True, None
+    try:
+        model(inputs)
+    finally:
+        for backend in backends:
+            backend.capture = False
+        model.train(was_training)
+    report = []
+    for index, backend in enumerate(backends):
+        if backend.last_attention is None:
+            continue
+        stats = matrix_stats(backend.last_attention)
+        backend.last_attention = None
+        kind = degenerate(stats, within)
+        if kind:
+            raise DegenerateAttentionError(
+                f"static {backend.name} attention (layer {index}) is within {within} of the {kind} matrix at "
+                f"initialisation (mean diagonal {stats['mean_diagonal']:.3f}, spread across samples "
+                f"{stats['sample_spread']:.4f}); it cannot train out of it: change {FACTORS}")
+        report.append(stats)
+    return report

@@ -1,0 +1,79 @@
+"""``qdsbench-reproduce``: plan, run or tabulate one paper's campaign.
+
+  qdsbench-reproduce --paper qds --protocol paper --plan          # status and cost of every run and stage
+  qdsbench-reproduce --paper qds --protocol paper --hours 2.5     # run what fits in 2.5 h, then build the tables
+  qdsbench-reproduce --paper qds --protocol paper --tables-only   # rebuild the tables from committed records
+  qdsbench-reproduce --paper qds --protocol paper --commands      # one train command per unit left (cluster arrays)
+  qdsbench-reproduce --paper qds --protocol paper --collect       # records for runs finished elsewhere, then tables
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from qdsbench.errors import UserError
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="qdsbench-reproduce", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--paper", required=True, help="a manifest in conf/paper/")
+    parser.add_argument("--protocol", default="paper", help="a protocol of that manifest (default: paper)")
+    parser.add_argument("--tables", default="all", help="comma-separated table names, or all")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--plan", action="store_true")
+    mode.add_argument("--hours", type=float, help="time budget: no run starts that cannot finish inside it")
+    mode.add_argument("--tables-only", action="store_true")
+    mode.add_argument("--commands", action="store_true")
+    mode.add_argument("--collect", action="store_true")
+    parser.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2",
+                        help="run or plan only units whose grid value KEY is one of these (repeatable)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (one torch thread each)")
+    parser.add_argument("--results", type=Path, default=None, help="results root (default: the repo's results/)")
+    parser.add_argument("--work", type=Path, default=None, help="work directories (default: logs/campaign/)")
+    args = parser.parse_args(argv)
+    if args.hours is not None and args.hours <= 0:
+        parser.error(f"--hours must be positive, got {args.hours}")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    from qdsbench.campaign.manifest import check_tables, load_manifest
+    from qdsbench.campaign.runner import Campaign
+    from qdsbench.config import REPO_ROOT
+
+    try:
+        names = None if args.tables == "all" else check_tables(load_manifest(args.paper), args.tables.split(","))
+        only = {}
+        for item in args.only:
+            key, sep, values = item.partition("=")
+            if not sep or not values:
+                raise UserError(f"--only '{item}' is not KEY=V1,V2 (e.g. --only model.depth=1,2)")
+            only[key] = values.split(",")
+        campaign = Campaign(args.paper, args.protocol, args.results or REPO_ROOT / "results",
+                            args.work or REPO_ROOT / "logs" / "campaign", names, only,
+                            check_data=not args.tables_only)
+        if args.plan:
+            print("\n".join(campaign.plan()))
+        elif args.commands:
+            print("\n".join(campaign.commands()))
+        elif args.collect:
+            for path in campaign.harvest():
+                print(f"recorded {path}")
+            campaign.build_tables()
+        elif args.tables_only:
+            campaign.build_tables()
+        else:
+            raise SystemExit(campaign.run(args.hours, args.jobs))
+    except UserError as err:
+        print(f"qdsbench-reproduce: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

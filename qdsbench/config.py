@@ -1,0 +1,34 @@
+"""Where the Hydra configs live and the one way to compose them from Python (scripts, studies, tests)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def config_dir() -> str:
+    """The repository's top-level ``conf/`` (or ``$QDSBENCH_CONF``)."""
+    path = Path(os.environ.get("QDSBENCH_CONF", REPO_ROOT / "conf"))
+    if not (path / "train.yaml").is_file():
+        raise SystemExit(f"qdsbench configs not found at {path}; install with `pip install -e .` from a clone "
+                         "or set QDSBENCH_CONF to the conf/ directory")
+    return str(path)
+
+
+def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose a config exactly as the CLI would, without running Hydra's app (no output dir, no logging set-up)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            return hydra_compose(config_name, overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()

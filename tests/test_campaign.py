@@ -1,0 +1,186 @@
+"""Campaigns: manifest expansion, table statistics from records, the runner's budget and resume, and the committed
+tables being exactly what the committed records make."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT
+
+from qdsbench.campaign import tables
+from qdsbench.campaign.manifest import RUN, Unit, campaign_units, load_manifest, papers, planned_seeds, table_units
+from qdsbench.campaign.records import load_records, write_record
+from qdsbench.campaign.runner import Campaign
+from qdsbench.errors import UserError
+
+
+def test_every_paper_has_a_manifest_with_paper_and_smoke_protocols():
+    assert set(papers()) >= {"qds", "olinear", "delta", "monarch", "analysis"}
+    for paper in papers():
+        manifest = load_manifest(paper)
+        assert manifest.paper == paper and {"paper", "smoke"} <= set(manifest.protocols), paper
+
+
+def test_manifest_expansion_grid_when_and_seeds():
+    manifest = load_manifest("olinear")
+    units = table_units(manifest, "ili", "paper")
+    assert len(units) == 3 * 4 * 5  # models x horizons x seeds
+    by_key = {(u.name, dict(u.point)["data.pred_len"], u.seed): u for u in units}
+    assert "trainer.max_epochs=30" in by_key[("olinear/ili", "60", 2023)].overrides  # the script's tau=60 epochs
+    assert "trainer.max_epochs=30" not in by_key[("olinear/ili", "48", 2023)].overrides
+    seeds = by_key[("olinear/ili", "24", 2023)], by_key[("olinear/ili", "24", 2024)]
+    assert seeds[0].group == seeds[1].group and seeds[0].uid != seeds[1].uid  # one cell, two runs
+
+
+def test_a_run_needed_by_two_tables_is_one_unit():
+    manifest = load_manifest("qds")
+    table1 = {u.uid for u in table_units(manifest, "table1", "paper")}
+    a3 = table_units(manifest, "tableA3", "paper")
+    shared = [u for u in a3 if u.uid in table1]
+    assert [dict(u.point)["attention.layers"] for u in shared] == ["16"] * 3  # Table 1's static QontOT cell
+    assert planned_seeds(manifest, "tableA3", "paper") == [0, 1, 2]
+    merged = {u.uid: u for u in campaign_units(manifest, "paper", ["table1", "tableA3"])}
+    assert merged[shared[0].uid].tables == ("table1", "tableA3")
+
+
+def test_unknown_paper_protocol_and_table_name_the_choices():
+    with pytest.raises(UserError, match="unknown paper 'qdz'; valid choices: .*qds"):
+        load_manifest("qdz")
+    with pytest.raises(UserError, match="unknown protocol 'papr'.*valid choices: paper"):
+        Campaign("qds", "papr")
+
+
+def _record(unit: Unit, mse: float) -> dict:
+    return {"uid": unit.uid, "paper": unit.paper, "protocol": unit.protocol, "experiment": unit.name,
+            "seed": unit.seed, "status": "finished", "metrics": {"test": {"test/mse": mse, "test/mae": mse / 2},
+                                                                 "final": {}}}
+
+
+def _labels(units):
+    return {u.group: {"data.name": "ili", "data.pred_len": int(dict(u.point)["data.pred_len"]),
+                      "model.name": u.name.split("/")[0]} for u in units}
+
+
+def test_cells_mean_sample_std_filling_and_verdict():
+    manifest = load_manifest("olinear")
+    units = [u for u in table_units(manifest, "ili", "paper") if u.name == "olinear/ili"]
+    values = {24: [1.0, 2.0, 3.0, 4.0, 5.0], 36: [2.0, 2.0], 48: [1.0, 1.2, 1.4, 1.6, 1.8], 60: [2.0] * 5}
+    records = {}
+    for u in units:
+        horizon, index = int(dict(u.point)["data.pred_len"]), u.seed - 2023
+        if index < len(values[horizon]):
+            records[u.uid] = _record(u, values[horizon][index])
+    expected = tables.load_expected(REPO_ROOT / "results/olinear/expected.csv", "ili")
+    rows = tables.build_rows(manifest, "ili", "paper", records, _labels(table_units(manifest, "ili", "paper")),
+                             expected)
+    cell = {r["data.pred_len"]: r["test/mse"] for r in rows if r["model.name"] == "olinear"}
+    assert cell[24]["mean"] == pytest.approx(3.0) and cell[24]["std"] == pytest.approx(1.5811, abs=1e-4)
+    assert cell[24]["n"] == 5 and cell[24]["verdict"] == "no paper value"
+    assert cell[36]["n"] == 2 and cell[36]["planned"] == 5
+    # The average row averages each seed over the horizons; only seeds present at every horizon count (2023, 2024).
+    avg = cell["avg"]
+    per_seed = [(1 + 2 + 1.0 + 2) / 4, (2 + 2 + 1.2 + 2) / 4]
+    assert avg["n"] == 2 and avg["mean"] == pytest.approx(sum(per_seed) / 2, abs=1e-4)
+    assert avg["paper"] == 1.764 and avg["verdict"] == "filling"  # no verdict before all five seeds are in
+    markdown, csv_body = tables.render(manifest, "ili", "paper", rows, ["header"])
+    assert "| ili | 36 | olinear | paper | 2.0 ± 0.0 (n=2/5) |" in markdown
+    assert "| ili | 24 | olinear | paper | 3.0 ± 1.5811 (n=5) |" in markdown
+    assert csv_body.splitlines()[0].startswith("data.name,data.pred_len,model.name,protocol,test/mse:n,")
+
+
+def test_verdict_uses_the_seed_spread_and_one_seed_has_no_spread():
+    paper = {"expected": "1.0", "tolerance": "0.1"}
+    assert tables.verdict(1.25, 0.1, 5, 5, paper) == "outside"
+    assert tables.verdict(1.25, 0.15, 5, 5, paper) == "within"  # |diff| <= 2 std
+    assert tables.verdict(1.05, None, 4, 5, paper) == "filling"
+    assert tables.seed_stats({7: 2.0}) == (2.0, None, 1)
+
+
+def test_records_are_never_overwritten(tmp_path):
+    unit = Unit("olinear", "paper", RUN, "dlinear/ili", ("data.pred_len=24",), 2023, (("data.pred_len", "24"),))
+    first = write_record(tmp_path, _record(unit, 1.0))
+    assert first is not None and write_record(tmp_path, _record(unit, 9.0)) is None
+    assert json.loads(first.read_text())["metrics"]["test"]["test/mse"] == 1.0
+    (first.parent / "broken.json").write_text("{not json")
+    assert list(load_records(tmp_path, "olinear", "paper")) == [unit.uid]
+
+
+@pytest.mark.parametrize("paper", ["qds", "olinear"])
+def test_committed_tables_are_exactly_what_the_committed_records_make(paper, tmp_path):
+    campaign = Campaign(paper, "paper", check_data=False)
+    written = campaign.build_tables(say=lambda _: None, out=tmp_path)
+    assert written
+    for path in written:
+        committed = REPO_ROOT / "results" / path.relative_to(tmp_path)
+        assert committed.is_file(), f"{committed} is not committed; run qdsbench-reproduce --tables-only"
+        assert path.read_bytes() == committed.read_bytes(), f"{committed} differs from its records"
+        csv_path = path.with_suffix(".csv")
+        assert csv_path.read_bytes() == committed.with_suffix(".csv").read_bytes()
+
+
+def test_plan_for_every_paper_exits_zero():
+    for paper in papers():
+        out = subprocess.run([sys.executable, "-m", "qdsbench.campaign.cli", "--paper", paper, "--plan",
+                              "--tables", _first_table(paper)], capture_output=True, text=True, timeout=300,
+                             cwd=REPO_ROOT)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines()[-1].startswith("total: "), out.stdout
+
+
+def _first_table(paper: str) -> str:
+    return next(iter(load_manifest(paper).tables))
+
+
+def test_bad_cli_input_is_one_line_naming_the_choices():
+    out = subprocess.run([sys.executable, "-m", "qdsbench.campaign.cli", "--paper", "olinear", "--tables", "ettx",
+                          "--plan"], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert out.returncode == 2
+    assert out.stderr.strip() == ("qdsbench-reproduce: error: unknown table 'ettx' for paper olinear; valid choices: "
+                                  "ili, ili_s1, etth1, etth2, exchange_rate")
+
+
+def _dlinear_unit(epochs: int = 3) -> Unit:
+    overrides = ("data.pred_len=24", f"trainer.max_epochs={epochs}", "logger=none", "callbacks.early_stopping=null")
+    return Unit("olinear", "smoke", RUN, "dlinear/ili", overrides, 2023, (("data.pred_len", "24"),), ("ili",))
+
+
+@pytest.fixture
+def small_campaign(tmp_path, forecasting_data_dir):
+    campaign = Campaign("olinear", "smoke", results=tmp_path / "results", work=tmp_path / "work", tables_=["ili"])
+    campaign.units = [_dlinear_unit()]
+    return campaign
+
+
+@pytest.fixture
+def forecasting_data_dir():
+    data = os.environ.get("QDSBENCH_DATA")
+    if not data or not (Path(data) / "ILI").is_dir():
+        pytest.skip("ILI data not present (set QDSBENCH_DATA to ../shared/data)")
+    return data
+
+
+def test_budget_too_small_starts_nothing(small_campaign):
+    said = []
+    assert small_campaign.run(hours=0.002, say=said.append) == 0  # 7 s: less than one run's estimate
+    assert any(line.startswith("skip") for line in said)
+    assert not small_campaign.records
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(small_campaign):
+    unit = small_campaign.units[0]
+    args = small_campaign._run_args(unit)
+    # A first attempt killed mid-epoch 2 (after epoch 1's checkpoint): ILI train windows / batch 32 = 20 steps.
+    fault = ["+callbacks.fault._target_=qdsbench.callbacks.FaultInjection", "+callbacks.fault.kill_at_step=30"]
+    subprocess.run([sys.executable, "-m", "qdsbench.cli.train", *args, *fault], cwd=REPO_ROOT, capture_output=True,
+                   timeout=300)
+    assert small_campaign.status(unit).state == "partial"
+    said = []
+    assert small_campaign.run(hours=0.5, say=said.append) == 0
+    record = small_campaign.records[unit.uid]
+    assert record["resumed"] == 1 and record["epochs"] == 3, said
+    assert (small_campaign.results / "olinear" / "smoke" / "ili.md").is_file()
