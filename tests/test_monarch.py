@@ -127,3 +127,56 @@ def test_conversion_leaves_untouched_layers_bit_identical(make_cfg, tmp_path):
     after = task.net.blocks[0](task.net._pos_embed(task.net.patch_embed(x)))
     assert torch.equal(before, after)
     assert type(attention_layers(task.net)[0].backend).__name__ == "SoftmaxAttention"
+
+
+@pytest.mark.parametrize("n,block,steps,pad", [(197, 14, 1, "pre"), (197, 14, 2, "post"), (50, 7, 3, "pre"),
+                                               (10, 9, 2, "post"), (10, 10, 2, "pre"), (5, 3, 1, "pre")])
+def test_gradients_are_finite_when_n_is_not_a_multiple_of_the_block(n, block, steps, pad):
+    # padded keys have r == 0; xlogy's derivative there is -inf and used to turn into NaN in softmax's backward
+    g = torch.Generator().manual_seed(n)
+    q, k, v = (torch.randn(2, 1, n, 16, generator=g, requires_grad=True) for _ in range(3))
+    attention.create("monarch", block_size=block, num_steps=steps, pad=pad)(q, k, v).sum().backward()
+    for t in (q, k, v):
+        assert torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("steps,pad", [(1, "pre"), (2, "post")])
+def test_gradcheck_with_padding(steps, pad):
+    q, k, v = (t[:1, :1, :11, :4].clone().requires_grad_() for t in qkv(11))
+    backend = attention.create("monarch", block_size=4, num_steps=steps, pad=pad)
+    assert torch.autograd.gradcheck(lambda q, k, v: backend(q, k, v), (q, k, v))
+
+
+def test_block_larger_than_n_is_a_clear_error():
+    q, k, v = qkv(10)
+    with pytest.raises(ValueError) as info:
+        attention.create("monarch", block_size=16)(q, k, v)
+    message = str(info.value)
+    assert "block_size=16" in message and "N=10" in message and "1 <= block_size <= 10" in message
+
+
+def test_a_tiny_model_trains_at_n_197_block_14():
+    torch.manual_seed(0)
+
+    class Tiny(torch.nn.Module):
+        def __init__(self, d=16, heads=2):
+            super().__init__()
+            self.heads, self.qkv, self.out = heads, torch.nn.Linear(d, 3 * d), torch.nn.Linear(d, 1)
+            self.attn = attention.create("monarch", block_size=14, num_steps=2)
+
+        def forward(self, x):
+            q, k, v = self.qkv(x).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4)
+            return self.out((x + self.attn(q, k, v).transpose(1, 2).flatten(-2)).mean(1)).squeeze(-1)
+
+    model = Tiny()
+    x, y = torch.randn(8, 197, 16), torch.randn(8)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(5):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+        opt.step()
+        losses.append(loss.item())
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]

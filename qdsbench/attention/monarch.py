@@ -39,6 +39,9 @@ class MonarchAttention(AttentionBackend):
         self.block_size, self.num_steps, self.pad = block_size, num_steps, pad
 
     def geometry(self, n: int) -> tuple[int, int, int]:
+        if self.block_size is not None and self.block_size > n:
+            raise ValueError(f"monarch block_size={self.block_size} is larger than the sequence length N={n}; "
+                             f"valid range: 1 <= block_size <= {n} (block_size={n} is exact softmax)")
         b = self.block_size or max(1, round(math.sqrt(n)))
         m = math.ceil(n / b)
         return b, m, m * b - n
@@ -63,7 +66,10 @@ class MonarchAttention(AttentionBackend):
             logits = s * torch.einsum("...mid,...mjd->...mij", alpha_r, kb) / c[..., None] + key_bias[:, None, :]
             r = torch.softmax(logits, dim=-1)  # (B,H,M,b,b)
             alpha_l = s * torch.einsum("...mij,...mjd->...imd", r, kb)  # (B,H,b,M,d)
-            neg_entropy = torch.special.xlogy(r, r).sum(-1).transpose(-1, -2)  # (B,H,b,M)
+            # sum_j r log r. Padded (or underflowed) keys have r == 0 exactly: xlogy's value there is 0, but its
+            # derivative log(r) + 1 is -inf, and softmax's backward turns 0 * -inf into NaN. Feeding log a 1 where
+            # r == 0 keeps the value bit for bit (xlogy(0, y) == 0) and gives those entries a zero gradient.
+            neg_entropy = torch.special.xlogy(r, torch.where(r > 0, r, 1.0)).sum(-1).transpose(-1, -2)  # (B,H,b,M)
             l_mat = torch.softmax(torch.einsum("...ipd,...imd->...ipm", qt, alpha_l) - neg_entropy[..., None, :], -1)
             l_mat = l_mat * query_mask  # padded queries contribute nothing
             if step < self.num_steps - 1:
