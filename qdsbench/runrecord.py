@@ -102,6 +102,33 @@ class RunDirectoryInUseError(FileExistsError):
     pass
 
 
+_HELD_LOCKS: dict[str, Any] = {}
+
+
+def lock_run_dir(run_dir: Path) -> None:
+    """Hold an exclusive lock on a run directory for the life of this process: a second process that wants the
+    same run (two ``resume=auto`` started together) refuses with one line instead of interleaving its history."""
+    import fcntl
+
+    key = str(Path(run_dir).resolve())
+    if key in _HELD_LOCKS:
+        return
+    handle = open(Path(run_dir) / ".lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "?"
+        handle.close()
+        raise RunDirectoryInUseError(f"run directory {run_dir} is in use by another process (pid {owner}); "
+                                     "nothing was changed there") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    _HELD_LOCKS[key] = handle
+
+
 class RunRecord:
     """Creates and updates run.json; refuses to reuse a directory that already holds a run record."""
 
@@ -115,6 +142,7 @@ class RunRecord:
             run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise RunRecordWriteError(err.errno, f"cannot create run directory {run_dir}: {err.strerror}") from err
+        lock_run_dir(run_dir)
         existing = run_dir / RUN_FILE
         if existing.exists():
             status = json.loads(existing.read_text()).get("status", "unknown")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,9 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from qdsbench.builders import build_callbacks, build_datamodule, build_loggers, build_task
+from qdsbench.checkpoint_io import AtomicCheckpointIO
 from qdsbench.resume import LAST_CHECKPOINT, checkpoint_step, resolve_resume, truncate_history
-from qdsbench.runrecord import NullRecord, RunRecord, RunRecordLogger
+from qdsbench.runrecord import NullRecord, RunRecord, RunRecordLogger, lock_run_dir
 from qdsbench.summary import print_summary
 from qdsbench.validation import validate
 
@@ -49,6 +52,7 @@ def _open_record(cfg: DictConfig) -> tuple[RunRecord | NullRecord, Path | None]:
         if cfg.get("resume") == "auto":
             log.info("resume=auto: no unfinished run with this config; starting a new one")
         return RunRecord.start(cfg.paths.output_dir, cfg), None
+    lock_run_dir(resume_dir)  # before anything is written: a second resumer refuses here
     new_dir = Path(cfg.paths.output_dir)
     new_dir.mkdir(parents=True, exist_ok=True)
     (new_dir / "RESUMED_INTO").write_text(f"{resume_dir.resolve()}\n")
@@ -103,12 +107,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
         _check_static_attention(task, datamodule, record)
         loggers = build_loggers(cfg)
         trainer: pl.Trainer = instantiate(
-            cfg.trainer, callbacks=build_callbacks(cfg), logger=[RunRecordLogger(run_dir), *loggers]
+            cfg.trainer, callbacks=build_callbacks(cfg), logger=[RunRecordLogger(run_dir), *loggers],
+            plugins=[AtomicCheckpointIO()],
         )
         wandb_ids = [lg.version for lg in loggers if isinstance(lg, WandbLogger)]
         if wandb_ids:
             record.update(wandb_id=wandb_ids[0])
-        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        with interrupts_raise():
+            trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         fit_seconds = time.time() - started
         checkpoint = _checkpoint_callback(trainer)
         best = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
@@ -139,11 +145,38 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if rank_zero_only.rank == 0:
             print_summary(run_dir, summary)
         return {**final, **test_metrics}
+    except RunInterrupted as err:
+        # Pre-emption (Slurm sends SIGTERM) or Ctrl-C: the last checkpoint is complete; resume=auto continues it.
+        record.finish("interrupted", error=err)
+        log.error("run interrupted by %s; continue it with resume=auto (or resume=%s)", err.signal_name, run_dir)
+        raise SystemExit(128 + err.signum) from None
     except BaseException as err:
         record.finish("failed", error=err)
         raise
     finally:
         _finish_wandb()
+
+
+class RunInterrupted(BaseException):
+    """Raised inside fit by SIGTERM / SIGINT (a BaseException, so nothing in between swallows it)."""
+
+    def __init__(self, signum: int):
+        self.signum, self.signal_name = signum, signal.Signals(signum).name
+        super().__init__(f"interrupted by {self.signal_name}")
+
+
+@contextmanager
+def interrupts_raise():
+    """SIGTERM and SIGINT become RunInterrupted while training (Lightning chains to this handler)."""
+    def handler(signum, _frame):
+        raise RunInterrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
 
 
 def _finish_wandb() -> None:

@@ -22,9 +22,24 @@ def hydra_main(cfg: DictConfig) -> float | None:
     return metrics.get(monitor) if monitor else None
 
 
+def refuse_used_run_dir(argv: list[str]) -> None:
+    """Hydra writes ``.hydra/`` into the run directory before the task starts: a directory that already holds a
+    run record must be refused here, or its config snapshot is overwritten before train() can say no."""
+    from pathlib import Path
+
+    for token in argv:
+        if token.startswith("hydra.run.dir="):
+            run_dir = Path(token.split("=", 1)[1])
+            if (run_dir / "run.json").is_file() and f"resume={run_dir}" not in argv:
+                raise PreflightError(f"run directory {run_dir} already holds a run record; nothing was changed there: "
+                                     "pick a new hydra.run.dir, or continue that run with resume=" + str(run_dir))
+
+
 def main() -> None:
     try:
         preflight(config_dir(), "train", sys.argv[1:])
+        if "-m" not in sys.argv[1:] and "--multirun" not in sys.argv[1:]:
+            refuse_used_run_dir(sys.argv[1:])
     except PreflightError as err:
         print(f"qdsbench: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

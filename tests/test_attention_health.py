@@ -1,0 +1,58 @@
+"""The static-normaliser health check and the ViT initialisation factor it points to."""
+
+import math
+
+import pytest
+import torch
+
+from qdsbench.attention import create
+from qdsbench.attention.health import DegenerateAttentionError, check_static_attention, degenerate, matrix_stats
+from qdsbench.models.vit import create_vit
+
+STATIC_QONTOT = dict(name="qontot", n_data_qubits=3, n_aux_qubits=4, layers=16, ansatz="parted", grad="none")
+
+
+def _vit(init: str, attention=STATIC_QONTOT):
+    torch.manual_seed(0)
+    return create_vit(attention=attention, image_size=28, in_chans=1, num_classes=10, tokenizer="stripes",
+                      num_stripes=7, embed_dim=128, depth=1, head_dim=64, qkv_bias=False, init=init)
+
+
+def test_stats_know_the_identity_the_uniform_and_an_informative_matrix():
+    t = 8
+    eye = torch.eye(t).expand(4, t, t)
+    assert degenerate(matrix_stats(eye)) == "identity" and matrix_stats(eye)["mean_diagonal"] == 1.0
+    uniform = torch.full((4, t, t), 1.0 / t)
+    stats = matrix_stats(uniform)
+    assert degenerate(stats) == "uniform" and stats["row_entropy_over_log_t"] == pytest.approx(1.0)
+    near_identity = 0.97 * eye + 0.03 / t  # within 0.05 of I in every entry
+    assert degenerate(matrix_stats(near_identity)) == "identity"
+    torch.manual_seed(0)
+    informative = create("sinkhorn", n_iter=50).normalize(3 * torch.randn(4, t, t))
+    assert degenerate(matrix_stats(informative)) is None
+    assert matrix_stats(informative)["sample_spread"] > 0.01
+
+
+def test_static_qontot_with_timm_init_is_stopped_naming_the_factors():
+    with pytest.raises(DegenerateAttentionError, match=r"within 0.05 of the identity.*model.init.*attention.inject"):
+        check_static_attention(_vit("timm"), torch.rand(16, 1, 28, 28))
+
+
+def test_static_qontot_with_sinkformer_init_passes_and_is_measured():
+    (stats,) = check_static_attention(_vit("sinkformer"), torch.rand(16, 1, 28, 28))
+    assert stats["mean_diagonal"] < 0.9 and stats["identity_distance"] > 0.05 and stats["uniform_distance"] > 0.05
+
+
+def test_trained_backends_are_not_checked():
+    assert check_static_attention(_vit("timm", {"name": "softmax"}), torch.rand(4, 1, 28, 28)) == []
+
+
+def test_sinkformer_init_is_pytorch_default_linear_and_unit_normal_embeddings():
+    timm_model, sink_model = _vit("timm", {"name": "softmax"}), _vit("sinkformer", {"name": "softmax"})
+    qkv = sink_model.blocks[0].attn.qkv.weight.detach()
+    bound = 1 / math.sqrt(qkv.shape[1])  # kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert qkv.abs().max() <= bound and qkv.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.05)
+    assert sink_model.pos_embed.detach().std().item() == pytest.approx(1.0, rel=0.15)
+    assert timm_model.pos_embed.std() < 0.05 and timm_model.blocks[0].attn.qkv.weight.std() < 0.03
+    with pytest.raises(ValueError, match="unknown model.init 'xavier'; valid choices: timm, sinkformer"):
+        _vit("xavier", {"name": "softmax"})
