@@ -70,7 +70,8 @@ def _open_record(cfg: DictConfig) -> tuple[RunRecord | NullRecord, Path | None]:
     return record, resume_dir
 
 
-def _check_static_attention(task: pl.LightningModule, datamodule: pl.LightningDataModule, record) -> None:
+def _check_static_attention(task: pl.LightningModule, datamodule: pl.LightningDataModule, record,
+                            stop: bool = True) -> None:
     """Static normalisers get P measured on one training batch before any training (and a stop if degenerate)."""
     from qdsbench.attention.health import check_static_attention, static_backends
 
@@ -79,7 +80,7 @@ def _check_static_attention(task: pl.LightningModule, datamodule: pl.LightningDa
         return
     datamodule.setup("fit")
     inputs = next(iter(datamodule.train_dataloader()))[0]
-    stats = check_static_attention(net, inputs)
+    stats = check_static_attention(net, inputs, stop=stop)
     record.update(attention_health=stats)
     for index, layer in enumerate(stats):
         log.info("static attention layer %d at init: %s", index, ", ".join(f"{k} {v:.4f}" for k, v in layer.items()))
@@ -104,7 +105,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         datamodule = build_datamodule(cfg)
         datamodule.prepare_data()  # a missing dataset fails here, before any model is built
         task = build_task(cfg)
-        _check_static_attention(task, datamodule, record)
+        _check_static_attention(task, datamodule, record, stop=bool(cfg.get("check_attention", True)))
         loggers = build_loggers(cfg)
         trainer: pl.Trainer = instantiate(
             cfg.trainer, callbacks=build_callbacks(cfg), logger=[RunRecordLogger(run_dir), *loggers],

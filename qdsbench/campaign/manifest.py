@@ -135,7 +135,7 @@ def _matches(condition: str, point: tuple[tuple[str, str], ...]) -> bool:
 def campaign_units(manifest: DictConfig, protocol: str, tables: list[str] | None = None) -> list[Unit]:
     """Every distinct unit of the campaign; a unit needed by several tables appears once and names them all."""
     merged: dict[str, Unit] = {}
-    for table in tables or list(manifest.tables):
+    for table in tables or protocol_tables(manifest, protocol):
         for unit in table_units(manifest, table, protocol):
             if unit.uid in merged:
                 old = merged[unit.uid]
@@ -143,6 +143,11 @@ def campaign_units(manifest: DictConfig, protocol: str, tables: list[str] | None
             else:
                 merged[unit.uid] = unit
     return list(merged.values())
+
+
+def protocol_tables(manifest: DictConfig, protocol: str) -> list[str]:
+    """The tables a protocol makes: a table may name the protocols it belongs to (e.g. a short study's own)."""
+    return [t for t, spec in manifest.tables.items() if protocol in (spec.get("protocols") or manifest.protocols)]
 
 
 def check_tables(manifest: DictConfig, names: list[str]) -> list[str]:

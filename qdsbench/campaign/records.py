@@ -90,11 +90,14 @@ def build_record(unit: Unit, run_dir: Path) -> dict[str, Any]:
     summary = json.loads((run_dir / SUMMARY_FILE).read_text())
     epochs = max(1, int(summary.get("epochs") or 0))  # Lightning's current_epoch after fit = epochs run
     fit = summary.get("fit_seconds")
+    final = dict(summary.get("final", {}))
+    for index, layer in enumerate(run.get("attention_health") or []):  # P of static normalisers at initialisation
+        final |= {f"init/layer{index}/{k}": v for k, v in layer.items()}
     return {
         "uid": unit.uid, "paper": unit.paper, "protocol": unit.protocol, "experiment": unit.name,
         "overrides": list(unit.overrides), "seed": unit.seed, "tables": list(unit.tables),
         "status": run.get("status"), "config": _config_values(run_dir),
-        "metrics": {"final": summary.get("final", {}), "test": summary.get("test", {}),
+        "metrics": {"final": final, "test": summary.get("test", {}),
                     "best": summary.get("best", {}).get("score"), "monitor": summary.get("best", {}).get("monitor")},
         "epochs": epochs, "global_step": summary.get("global_step"), "fit_seconds": fit,
         "seconds_per_epoch": round(fit / epochs, 2) if fit else None,

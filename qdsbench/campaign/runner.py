@@ -61,7 +61,7 @@ class Campaign:
         self.protocol = protocol
         check_protocol(self.manifest, protocol)
         self.paper, self.results, self.work = paper, Path(results), Path(work)
-        self.table_names = tables_ or list(self.manifest.tables)
+        self.table_names = tables_ or protocol_tables(self.manifest, protocol)
         self.units = [u for u in campaign_units(self.manifest, protocol, self.table_names)
                       if all(dict(u.point).get(k, v[0]) in v for k, v in (restrict or {}).items())]
         self.check_data = check_data

@@ -70,7 +70,7 @@ class ForecastingTask(pl.LightningModule):
         self.log("val/loss", self.loss(self(x), y), on_epoch=True, prog_bar=True, batch_size=len(x))
 
     def on_test_epoch_start(self) -> None:
-        self._sums = {k: torch.zeros((), dtype=torch.float64) for k in ("se", "ae", "count")}
+        self._sums = {k: torch.zeros((), dtype=torch.float64) for k in ("se", "ae", "count", "windows")}
 
     def test_step(self, batch, batch_idx):
         x, y = batch
@@ -78,12 +78,14 @@ class ForecastingTask(pl.LightningModule):
         self._sums["se"] += diff.square().sum().cpu()
         self._sums["ae"] += diff.abs().sum().cpu()
         self._sums["count"] += diff.numel()
+        self._sums["windows"] += len(x)
 
     def on_test_epoch_end(self) -> None:
         count = self._sums["count"]
         self.log("test/mse", float(self._sums["se"] / count))
         self.log("test/mae", float(self._sums["ae"] / count))
-        self.log("test/windows", float(count))
+        self.log("test/n_windows", float(self._sums["windows"]))  # test windows
+        self.log("test/n_values", float(count))  # windows x horizon x channels: what the means are over
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
