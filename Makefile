@@ -12,7 +12,7 @@ export WANDB_CONSOLE ?= off
 DATA ?= $(or $(QDSBENCH_DATA),data)
 ARGS ?=
 
-.PHONY: help install run test test-full lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear reproduce-monarch bench-monarch qds-expressivity reproduce-analysis reproduce-delta bench-sparse report dashboard reproduce-paper plan tables data-link browser-deps
+.PHONY: help install run test test-full lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear reproduce-monarch bench-monarch bench-qontot qds-expressivity reproduce-analysis reproduce-delta bench-sparse report dashboard reproduce-paper plan tables data-link browser-deps
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -64,6 +64,17 @@ reproduce-olinear: install data-link ## OLinear / DLinear / iTransformer campaig
 
 reproduce-monarch: install data-mnist ## train the 197-token softmax ViT, then the zero-shot conversion grid -> results/monarch/
 	$(PY) scripts/monarch_grid.py logs/monarch/vit_long --max-samples 1000 --train
+
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.stamp: $(STAMP)
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	@echo "$(abspath $(VENV))/lib/python3.11/site-packages" > $(BENCH_VENV)/lib/python3.11/site-packages/_main_venv.pth
+	@echo "$(abspath .)" >> $(BENCH_VENV)/lib/python3.11/site-packages/_main_venv.pth
+	$(BENCH_VENV)/bin/pip install --quiet pennylane==0.45.1 pennylane-lightning==0.45.0 torchquantum-ng==0.2.0
+	@touch $@
+
+bench-qontot: $(BENCH_VENV)/.stamp ## QontOT simulator vs qiskit, Aer, PennyLane, torchquantum-ng (peers in .venv-bench) -> results/bench/qontot.md
+	OMP_NUM_THREADS=1 $(BENCH_VENV)/bin/python scripts/bench_qontot.py
 
 bench-monarch: install ## MonarchAttention vs softmax/SDPA wall time on this CPU -> results/bench/monarch.md
 	$(PY) scripts/bench_monarch.py

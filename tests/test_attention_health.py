@@ -56,3 +56,26 @@ def test_sinkformer_init_is_pytorch_default_linear_and_unit_normal_embeddings():
     assert timm_model.pos_embed.std() < 0.05 and timm_model.blocks[0].attn.qkv.weight.std() < 0.03
     with pytest.raises(ValueError, match="unknown model.init 'xavier'; valid choices: timm, sinkformer"):
         _vit("xavier", {"name": "softmax"})
+
+
+def _small_qontot(**kw):
+    return create("qontot", n_data_qubits=2, n_aux_qubits=1, layers=2, grad="none", **kw)
+
+
+def test_inject_standardized_feeds_the_circuit_per_matrix_standardised_scores():
+    torch.manual_seed(1)
+    scores = 5 + 3 * torch.randn(3, 4, 4)
+    standard = (scores - scores.mean(dim=(-2, -1), keepdim=True)) / scores.std(dim=(-2, -1), keepdim=True)
+    ours = _small_qontot(inject="standardized").normalize(scores)
+    assert torch.allclose(ours, _small_qontot().normalize(standard), atol=1e-6)
+    assert not torch.allclose(ours, _small_qontot().normalize(scores), atol=1e-3)
+
+
+def test_inject_raw_is_scale_one_and_theta_range_scales_theta():
+    q, k, v = torch.randn(3, 2, 1, 4, 16).unbind(0)
+    raw, explicit = _small_qontot(inject="raw"), _small_qontot(scale=1.0)
+    assert torch.allclose(raw(q, k, v), explicit(q, k, v), atol=1e-6)
+    assert not torch.allclose(raw(q, k, v), _small_qontot()(q, k, v), atol=1e-4)  # default: 1/sqrt(d)
+    assert torch.allclose(_small_qontot(theta_range=0.25).theta, 0.25 * _small_qontot().theta)
+    with pytest.raises(ValueError, match="inject 'logits' is not valid; valid choices: scaled, raw, standardized"):
+        _small_qontot(inject="logits")

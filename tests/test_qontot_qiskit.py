@@ -6,6 +6,7 @@ import torch
 from qiskit.quantum_info import Operator, Statevector
 
 from qdsbench import attention
+from qdsbench.quantum import simulator
 from qdsbench.quantum.sampling import sample_dsm
 
 
@@ -26,17 +27,39 @@ def test_circuit_unitary_equals_qiskit_operator(q_d, q_a, layers, ansatz):
     assert np.abs(ours.conj().T @ ours - np.eye(2**b.n_qubits)).max() < 1e-10
 
 
-@pytest.mark.parametrize("ansatz", ["simple", "parted"])
-def test_bell_circuit_marginal_equals_normalize(ansatz):
-    b = backend(2, 2, 2, ansatz)
-    s = torch.randn(1, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    angles = b.angles(s.reshape(1, 4, 4))[0]
-    probs = Statevector(b.qiskit_circuit(angles.numpy(), bell=True)).probabilities()
-    n, m, dim = 4, 4, 16
+def bell_dsm(b, angles) -> np.ndarray:
+    """P from the probabilities of qiskit's 2k-qubit Bell circuit (the hardware read-out)."""
+    probs = Statevector(b.qiskit_circuit(np.asarray(angles), bell=True)).probabilities()
+    n, m, dim = 2**b.n_data_qubits, 2**b.n_aux_qubits, 2**b.n_qubits
     joint = probs.reshape(dim, dim)  # [register B (y), register A (x)]: qiskit is little-endian
-    p_qiskit = n * joint.reshape(n, m, n, m).sum(axis=(1, 3)).T
-    p_torch = b.normalize(s)[0, 0].numpy()
-    assert np.abs(p_qiskit - p_torch).max() < 1e-10
+    return n * joint.reshape(n, m, n, m).sum(axis=(1, 3)).T
+
+
+@pytest.mark.parametrize("q_d,q_a,layers,ansatz", [(2, 2, 2, "simple"), (2, 2, 2, "parted"), (1, 3, 2, "simple"),
+                                                    (2, 3, 3, "parted")])
+def test_bell_circuit_marginal_equals_normalize(q_d, q_a, layers, ansatz):
+    """Also where the simulator skips the aux-only ends of the circuit (q_a >= 2)."""
+    b = backend(q_d, q_a, layers, ansatz)
+    n = 2**q_d
+    s = torch.randn(1, 1, n, n, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    angles = b.angles(s.reshape(1, n, n))[0]
+    assert np.abs(bell_dsm(b, angles.numpy()) - b.normalize(s)[0, 0].numpy()).max() < 1e-10
+
+
+def test_adjoint_gradient_equals_the_parameter_shift_rule_on_qiskit():
+    """Every angle drives one exp(-i t/2 P) gate with P^2 = I: dL/dt = (L(t + pi/2) - L(t - pi/2)) / 2 exactly."""
+    b = backend(1, 2, 1)
+    rng = np.random.default_rng(5)
+    angles, weight = rng.uniform(-np.pi, np.pi, b.n_params), rng.standard_normal((2, 2))
+    shifted = []
+    for i in range(b.n_params):
+        plus, minus = angles.copy(), angles.copy()
+        plus[i] += np.pi / 2
+        minus[i] -= np.pi / 2
+        shifted.append(((bell_dsm(b, plus) - bell_dsm(b, minus)) * weight).sum() / 2)
+    a = torch.tensor(angles[None], requires_grad=True)
+    (simulator.dsm(a, 1, 2, 1, torch.complex128) * torch.tensor(weight)).sum().backward()
+    assert np.abs(a.grad[0].numpy() - np.array(shifted)).max() < 1e-10
 
 
 def test_parted_and_simple_give_the_same_dsm_for_the_same_theta():

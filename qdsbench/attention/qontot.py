@@ -4,7 +4,10 @@ Angles are theta * vec(S) (vec tiled to theta's length); the circuit V on k = q_
 unitary in torch and read out as P_ij = (1/2^q_a) sum_{a,b} |V_{(j,b),(i,a)}|^2, the aux-marginal of the Bell
 circuit's measurement rescaled by n = 2^q_d (checked against qiskit Statevector in the tests), which is exactly
 doubly stochastic for any V. ``grad``: none (static circuit, no gradient into Q/K; the probable paper setting),
-scores (autograd into S), full (also into theta, a trainable parameter). ``shots`` > 0 estimates P with Aer.
+scores (gradient into S), full (also into theta, a trainable parameter); gradients use adjoint differentiation
+through the circuit (``simulator.dsm``: memory of one unitary per matrix, not one per gate). ``shots`` > 0
+estimates P with Aer. ``max_chunk_bytes`` caps the unitaries simulated at once; on CPU the simulator uses at most
+``simulator.CPU_CHUNK_BYTES`` (1 MB: smaller chunks stay in cache and were faster, see results/bench/qontot.md).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from qdsbench.quantum import simulator
 GRAD_MODES = ("none", "scores", "full")
 VEC_ORDERS = ("row", "col")
 COMPLEX_DTYPES = {"complex64": torch.complex64, "complex128": torch.complex128}
+INJECTIONS = ("scaled", "raw", "standardized")
 
 
 @register("qontot")
@@ -32,8 +36,17 @@ class QontOTAttention(MatrixAttention):
     def __init__(self, scale: float | None = None, causal: bool = False, n_data_qubits: int = 3,
                  n_aux_qubits: int | None = None, layers: int = 16, ansatz: str = "parted", grad: str = "none",
                  theta_seed: int = 0, vec_order: str = "row", pad: bool = False, dtype: str = "complex64",
-                 shots: int = 0, depolarizing: float = 0.0, max_chunk_bytes: int = 4 * 2**20):
-        super().__init__(scale=scale, causal=causal)
+                 shots: int = 0, depolarizing: float = 0.0, max_chunk_bytes: int = 4 * 2**20,
+                 inject: str = "scaled", theta_range: float = 1.0):
+        if inject not in INJECTIONS:
+            raise ValueError(f"qontot inject '{inject}' is not valid; valid choices: {', '.join(INJECTIONS)}")
+        if inject == "raw" and scale is not None:
+            raise ValueError(f"qontot inject=raw uses M = QK^T (scale 1); it cannot be combined with scale={scale}")
+        # scaled: M = QK^T / sqrt(d) (scale as given); raw: M = QK^T; standardized: (QK^T - mean) / std per matrix.
+        super().__init__(scale=1.0 if inject == "raw" else scale, causal=causal)
+        if not theta_range > 0:
+            raise ValueError(f"qontot theta_range={theta_range} must be > 0 (theta ~ U(-theta_range, theta_range))")
+        self.inject, self.theta_range = inject, theta_range
         for label, value, choices in (("ansatz", ansatz, ansatz_layout.ANSATZE), ("grad", grad, GRAD_MODES),
                                       ("vec_order", vec_order, VEC_ORDERS), ("dtype", dtype, COMPLEX_DTYPES)):
             if value not in choices:
@@ -50,7 +63,7 @@ class QontOTAttention(MatrixAttention):
         self.shots, self.depolarizing, self.max_chunk_bytes = shots, depolarizing, max_chunk_bytes
         self.theta_seed = theta_seed
         g = torch.Generator().manual_seed(theta_seed)
-        theta = torch.rand(self.n_params, generator=g, dtype=torch.float64) * 2 - 1
+        theta = (torch.rand(self.n_params, generator=g, dtype=torch.float64) * 2 - 1) * theta_range
         if grad == "full":
             self.theta = nn.Parameter(theta.float())
         else:
@@ -73,7 +86,8 @@ class QontOTAttention(MatrixAttention):
         return self.theta.to(flat.dtype) * tiled
 
     def circuit_unitary(self, angles: torch.Tensor) -> torch.Tensor:
-        """(..., n_params) -> (..., 2^k, 2^k) complex unitaries, qiskit qubit order."""
+        """(..., n_params) -> (..., 2^k, 2^k) complex unitaries, qiskit qubit order (no gradient; for gradients
+        through V use ``simulator.unitary_reference``)."""
         shape = angles.shape[:-1]
         v = simulator.unitary(angles.reshape(-1, self.n_params), self.n_qubits, self.layers, self.complex_dtype)
         return v.reshape(*shape, 2**self.n_qubits, 2**self.n_qubits)
@@ -88,15 +102,12 @@ class QontOTAttention(MatrixAttention):
         return qiskit_circuits.ansatz_circuit(values, self.n_qubits, self.layers)
 
     def dsm_from_angles(self, angles: torch.Tensor) -> torch.Tensor:
-        """(M, n_params) -> (M, n, n), chunked so one chunk's unitaries stay under ``max_chunk_bytes``."""
-        dim = 2**self.n_qubits
-        per_matrix = dim * dim * torch.empty((), dtype=self.complex_dtype).element_size()
-        chunk = max(1, self.max_chunk_bytes // per_matrix)
-        outs = []
-        for start in range(0, angles.shape[0], chunk):
-            v = simulator.unitary(angles[start : start + chunk], self.n_qubits, self.layers, self.complex_dtype)
-            outs.append(simulator.block_sum(v, self.n_data_qubits, self.n_aux_qubits))
-        return torch.cat(outs) if outs else angles.new_zeros(0, self.size, self.size)
+        """(M, n_params) -> (M, n, n); differentiable in the angles (adjoint) when they require grad."""
+        chunk = self.max_chunk_bytes
+        if angles.device.type == "cpu":
+            chunk = min(chunk, simulator.CPU_CHUNK_BYTES)
+        return simulator.dsm(angles, self.n_data_qubits, self.n_aux_qubits, self.layers, self.complex_dtype,
+                             chunk_bytes=chunk)
 
     def sampled_dsm(self, angles: torch.Tensor) -> torch.Tensor:
         from qdsbench.quantum.sampling import sample_dsm
@@ -122,6 +133,9 @@ class QontOTAttention(MatrixAttention):
 
     def normalize(self, scores, mask=None):
         n_tokens = scores.shape[-1]
+        if self.inject == "standardized":  # per matrix, over its N x N scores (before any padding)
+            mean = scores.mean(dim=(-2, -1), keepdim=True)
+            scores = (scores - mean) / scores.std(dim=(-2, -1), keepdim=True).clamp_min(1e-6)
         padded = self._padded(scores)
         batch_shape = padded.shape[:-2]
         real = torch.float64 if self.complex_dtype == torch.complex128 else torch.float32
