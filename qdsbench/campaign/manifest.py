@@ -147,6 +147,9 @@ def campaign_units(manifest: DictConfig, protocol: str, tables: list[str] | None
 
 def protocol_tables(manifest: DictConfig, protocol: str) -> list[str]:
     """The tables a protocol makes: a table may name the protocols it belongs to (e.g. a short study's own)."""
+    own = manifest.protocols[protocol].get("tables")
+    if own:
+        return list(own)
     return [t for t, spec in manifest.tables.items() if protocol in (spec.get("protocols") or manifest.protocols)]
 
 

@@ -35,6 +35,7 @@ from qdsbench.campaign.manifest import (
     check_protocol,
     load_manifest,
     planned_seeds,
+    protocol_tables,
     table_units,
 )
 from qdsbench.config import REPO_ROOT, compose
