@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT
 
 from qdsbench.report.cli import main as report_main
 from qdsbench.report.collect import collect, grouped
@@ -118,3 +119,14 @@ def test_dashboard_in_chromium(fixture_logs, tmp_path):
         browser.close()
     assert not errors, errors
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+
+
+def test_dashboard_shows_the_committed_campaign_tables_with_their_verdicts():
+    from qdsbench.report.html import _paper_tables
+
+    tables = {(t["paper"], t["name"]): t for t in _paper_tables(REPO_ROOT / "results")}
+    ili = tables[("olinear", "ili")]
+    verdict_columns = [c for c in ili["columns"] if c.endswith(":verdict")]
+    assert verdict_columns == ["test/mse:verdict", "test/mae:verdict"] and "protocol" in ili["columns"]
+    assert ili["title"].startswith("ILI (setting S2)")
+    assert ("qds", "table1") in tables

@@ -57,7 +57,7 @@ def _paper_tables(results_dir: Path) -> list[dict[str, Any]]:
             if path.name in ("expected.csv",) or path.name.startswith("expressivity"):
                 continue
             frame = pd.read_csv(path)
-            if not any("within_tolerance" in c for c in frame.columns):
+            if not any(c.endswith(":verdict") for c in frame.columns):  # campaign tables (qdsbench.campaign.tables)
                 continue
             title_md = path.with_suffix(".md")
             title = title_md.read_text().splitlines()[0].lstrip("# ") if title_md.is_file() else path.stem
@@ -110,6 +110,7 @@ table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;paddin
 th{background:#f2f2f2}.filters select{margin-right:1em}.badge{padding:1px 6px;border-radius:8px;color:#fff}
 .ok{background:#2e7d32}.bad{background:#c62828}.na{background:#888}.plot{width:100%;height:380px}
 .status-failed{color:#c62828}.status-running{color:#ef6c00}img{max-width:240px;margin:4px;border:1px solid #ddd}
+.scroll{overflow-x:auto;max-width:100%}
 </style><script>%PLOTLY%</script></head><body>
 <h1>qdsbench report</h1><p id="summary"></p>
 <h2>Runs</h2><div class="filters" id="filters"></div>
@@ -158,12 +159,13 @@ function renderBars(){
 }
 function renderPaper(){
   document.getElementById("paper").innerHTML=DATA.paper_tables.map(t=>{
-    const within=t.columns.map((c,i)=>c.endsWith("within_tolerance")?i:-1).filter(i=>i>=0);
-    return `<h3>${t.paper}: ${t.title}</h3><table class="paper-table"><tr>`+t.columns.map(c=>`<th>${c}</th>`).join("")+
-      "</tr>"+t.rows.map(r=>"<tr>"+r.map((v,i)=>within.includes(i)?
-        `<td><span class="badge ${v===true||v==="True"?"ok":(v===false||v==="False"?"bad":"na")}">${
-          v===true||v==="True"?"within":(v===false||v==="False"?"outside":"n/a")}</span></td>`:
-        `<td>${fmt(v)}</td>`).join("")+"</tr>").join("")+"</table>";}).join("")||"<p>No results/&lt;paper&gt;/ tables.</p>";
+    const verdicts=t.columns.map((c,i)=>c.endsWith(":verdict")?i:-1).filter(i=>i>=0);
+    return `<h3>${t.paper}: ${t.title}</h3><div class="scroll"><table class="paper-table"><tr>`+
+      t.columns.map(c=>`<th>${c}</th>`).join("")+
+      "</tr>"+t.rows.map(r=>"<tr>"+r.map((v,i)=>verdicts.includes(i)?
+        `<td><span class="badge ${v==="within"?"ok":(v==="outside"?"bad":"na")}">${v||"n/a"}</span></td>`:
+        `<td>${fmt(v)}</td>`).join("")+"</tr>").join("")+"</table></div>";}).join("")||
+      "<p>No results/&lt;paper&gt;/ tables.</p>";
 }
 function renderImages(){
   document.getElementById("images").innerHTML=DATA.images.map(i=>
