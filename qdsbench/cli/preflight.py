@@ -15,25 +15,32 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
-FLAGS_WITH_VALUE = {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--info", "-i",
-                    "--package", "-p", "--cfg", "-c", "--experimental-rerun"}
 
 
 class PreflightError(ValueError):
     pass
 
 
+# Hydra's flags that take a value (the next token), and --info's optional one.
+VALUE_FLAGS = {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--package", "-p",
+               "--experimental-rerun", "--cfg", "-c"}
+INFO_FLAGS = {"--info", "-i"}
+INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+
 def split_overrides(argv: list[str]) -> tuple[list[str], bool]:
+    """The overrides of a Hydra command line (every flag and flag value removed) and whether it is a multirun."""
     overrides, skip_next, multirun = [], False, False
-    for token in argv:
+    for index, token in enumerate(argv):
         if skip_next:
             skip_next = False
             continue
         if token in ("-m", "--multirun"):
             multirun = True
-        elif token in FLAGS_WITH_VALUE:
-            skip_next = token in {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd",
-                                  "--package", "-p", "--experimental-rerun"}
+        elif token in VALUE_FLAGS:
+            skip_next = True
+        elif token in INFO_FLAGS:
+            skip_next = index + 1 < len(argv) and argv[index + 1] in INFO_VALUES
         elif not token.startswith("-"):
             overrides.append(token)
     return overrides, multirun

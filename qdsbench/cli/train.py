@@ -6,13 +6,13 @@ import hydra
 from omegaconf import DictConfig, open_dict
 
 import qdsbench  # noqa: F401  (sets OMP_WAIT_POLICY / WANDB_MODE before torch loads)
-from qdsbench.cli.errors import exit_on_user_error
 from qdsbench.cli.preflight import PreflightError, preflight
 from qdsbench.config import config_dir
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
+    from qdsbench.cli.errors import exit_on_user_error  # imports torch / lightning: only once a run starts
     from qdsbench.train import train
 
     with open_dict(cfg):
