@@ -161,3 +161,21 @@ def test_olinear_parameter_count_matches_the_reference(shared_data_dir, tmp_path
     spec = {"name": "etth1", "data_dir": str(shared_data_dir), "seq_len": 96, "pred_len": 96}
     net = models.create("olinear", data=spec, q_cache_dir=str(tmp_path))
     assert sum(p.numel() for p in net.parameters()) == 4_518_944  # the notes' count for ETTh1, T = tau = 96
+
+
+def test_olinear_builds_q_from_float32_rows_and_its_forecast_depends_on_q(shared_data_dir, tmp_path):
+    from qdsbench.models.olinear import create_olinear, orthotrans_matrices
+
+    data = {"name": "ili", "data_dir": shared_data_dir, "seq_len": 36, "pred_len": 24}
+    q_in, q_out, _ = orthotrans_matrices(data, "paper_ratio", tmp_path)
+    rows = read_values("ili", shared_data_dir)[: int(966 * 0.7)]
+    assert np.array_equal(q_in, q_matrix(rows.astype(np.float32), 36))
+    assert np.array_equal(q_out, q_matrix(rows.astype(np.float32), 24))
+    assert np.abs(q_in - q_matrix(rows.astype(np.float64), 36)).max() > 1e-6  # the cast is not a no-op
+    torch.manual_seed(0)
+    model = create_olinear(data=data, q_cache_dir=str(tmp_path), d_model=16, d_ff=16, e_layers=1).eval()
+    x = torch.randn(2, 36, 7)
+    with torch.no_grad():
+        forecast = model(x)
+        model.q_in.copy_(torch.eye(36))  # OrthoTrans replaced by the identity: a different forecast
+        assert not torch.allclose(model(x), forecast, atol=1e-4)
