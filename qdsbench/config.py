@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -32,3 +33,13 @@ def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictCo
             return hydra_compose(config_name, overrides=list(overrides))
     finally:
         GlobalHydra.instance().clear()
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config (plain dicts) as one level of dotted keys: {'model': {'depth': 2}} -> {'model.depth': 2}."""
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}

@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from qdsbench.campaign.manifest import Unit
+from qdsbench.config import flatten
 from qdsbench.runrecord import METRICS_FILE, RUN_FILE, SUMMARY_FILE, atomic_write_json
 
 # Config sections that say what a run computes (tables group by these); paths, loggers and callbacks say where.
@@ -28,15 +29,6 @@ CURVE_POINTS = 60
 
 def records_dir(results: Path, paper: str, protocol: str) -> Path:
     return Path(results) / paper / "runs" / protocol
-
-
-def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict):
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            out.update(flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: node}
 
 
 def _config_values(run_dir: Path) -> dict[str, Any]:

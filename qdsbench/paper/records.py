@@ -8,14 +8,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-
-def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict):
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            out.update(flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: node}
+from qdsbench.config import flatten
 
 
 def load_run(run_dir: Path) -> dict[str, Any] | None:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from qdsbench.paper.records import flatten, load_run
+from qdsbench.config import flatten
+from qdsbench.paper.records import load_run
 from qdsbench.report.wandb_offline import read_wandb_run
 
 SHORTCUTS = {"dataset": "cfg.data.name", "model": "cfg.model.name", "backend": "cfg.attention.name"}
