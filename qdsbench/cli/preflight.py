@@ -16,7 +16,6 @@ from hydra.errors import ConfigCompositionException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
 
-
 class PreflightError(ValueError):
     pass
 
