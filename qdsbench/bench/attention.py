@@ -18,7 +18,6 @@ import statistics
 import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,9 +26,10 @@ import qdsbench  # noqa: F401  (thread settings)
 from qdsbench import attention
 from qdsbench.attention.base import MatrixAttention
 from qdsbench.attention.qr import QRAttention
+from qdsbench.config import REPO_ROOT
 from qdsbench.quantum import ansatz
 
-OUT = Path(__file__).resolve().parents[1] / "results" / "bench"
+OUT = REPO_ROOT / "results" / "bench"
 
 # (backend label, N, largest forward+backward time relative to softmax) from the issues
 RATIO_TARGETS = [("sinkhorn(3)", 50, 1.5), ("qr", 50, 2.5), ("qr", 197, 4.0)]

@@ -26,11 +26,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from qdsbench import attention
+from qdsbench.attention.delta import pair_counts
+from qdsbench.config import REPO_ROOT
 
-from qdsbench import attention  # noqa: E402
-from qdsbench.attention.delta import pair_counts  # noqa: E402
+ROOT = REPO_ROOT
 
 HEADS, DIM = 4, 64
 CONFIGS = {  # label -> (window, sinks, gamma, tail_min)
