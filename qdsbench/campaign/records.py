@@ -91,8 +91,10 @@ def build_record(unit: Unit, run_dir: Path) -> dict[str, Any]:
         "status": run.get("status"), "config": _config_values(run_dir),
         "metrics": {"final": final, "test": summary.get("test", {}),
                     "best": summary.get("best", {}).get("score"), "monitor": summary.get("best", {}).get("monitor")},
-        "epochs": epochs, "global_step": summary.get("global_step"), "fit_seconds": fit,
-        "seconds_per_epoch": round(fit / epochs, 2) if fit else None,
+        # A resumed run's summary times only its last attempt: its cost per epoch was not measured.
+        "epochs": epochs, "global_step": summary.get("global_step"),
+        "fit_seconds": None if run.get("resumed") else fit, "fit_seconds_last_attempt": fit,
+        "seconds_per_epoch": round(fit / epochs, 2) if fit and not run.get("resumed") else None,
         "num_parameters": summary.get("num_parameters"), "resumed": len(run.get("resumed", [])),
         "git": run.get("git"), "packages": run.get("packages"), "device": run.get("device"),
         "start_time": run.get("start_time"), "end_time": run.get("end_time"),
