@@ -110,9 +110,9 @@ def test_records_are_never_overwritten(tmp_path):
     assert list(load_records(tmp_path, "olinear", "paper")) == [unit.uid]
 
 
-@pytest.mark.parametrize("paper", ["qds", "olinear"])
-def test_committed_tables_are_exactly_what_the_committed_records_make(paper, tmp_path):
-    campaign = Campaign(paper, "paper", check_data=False)
+@pytest.mark.parametrize("paper, protocol", [("qds", "paper"), ("qds", "init_study"), ("olinear", "paper")])
+def test_committed_tables_are_exactly_what_the_committed_records_make(paper, protocol, tmp_path):
+    campaign = Campaign(paper, protocol, check_data=False)
     written = campaign.build_tables(say=lambda _: None, out=tmp_path)
     assert written
     for path in written:
