@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -26,7 +27,8 @@ def find_resumable(cfg: DictConfig) -> Path | None:
     for run_dir in _candidates(Path(cfg.paths.log_dir)):
         try:
             record = json.loads((run_dir / RUN_FILE).read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError) as err:  # half-written or non-UTF-8: not this run, but say so
+            print(f"warning: resume=auto skips unreadable {run_dir / RUN_FILE}: {err}", file=sys.stderr)
             continue
         if record.get("config_hash") != wanted or record.get("status") == "finished":
             continue

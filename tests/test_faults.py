@@ -90,3 +90,31 @@ def test_a_failed_checkpoint_write_leaves_the_previous_checkpoint(tmp_path, monk
     with pytest.raises(OSError, match="No space left"):
         io.save_checkpoint({"global_step": 2, "w": torch.zeros(3)}, path)
     assert path.read_bytes() == good and [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def _bad_runs(root: Path) -> None:
+    for name in ("half", "latin1"):
+        (root / name / ".hydra").mkdir(parents=True)
+        (root / name / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    (root / "half" / "run.json").write_text('{"status": "fini')
+    (root / "latin1" / "run.json").write_bytes(b'{"status": "\xff\xfe"}')
+    (root / "empty_csv" / ".hydra").mkdir(parents=True)
+    (root / "empty_csv" / "run.json").write_text('{"status": "finished", "seed": 1}')
+    (root / "empty_csv" / ".hydra" / "config.yaml").write_text("seed: 1\\n")
+    (root / "empty_csv" / "metrics.csv").write_text("step,epoch\\n1,2,3,4\\n\\x00,")
+
+
+def test_report_and_resume_skip_unreadable_records_naming_each(tmp_path, capsys):
+    from omegaconf import OmegaConf
+
+    from qdsbench.report.collect import collect
+    from qdsbench.resume import find_resumable
+
+    _bad_runs(tmp_path)
+    runs, _ = collect(tmp_path)
+    err = capsys.readouterr().err
+    assert f"skipping unreadable run {tmp_path / 'half'}" in err and f"{tmp_path / 'latin1'}" in err
+    assert f"skipping unreadable run {tmp_path / 'empty_csv'}" in err and runs.empty
+    assert find_resumable(OmegaConf.create({"paths": {"log_dir": str(tmp_path)}, "seed": 1})) is None
+    err = capsys.readouterr().err
+    assert f"resume=auto skips unreadable {tmp_path / 'half' / 'run.json'}" in err

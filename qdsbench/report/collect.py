@@ -7,14 +7,18 @@ metrics.csv. Running, failed and partial runs are kept; a run that only has W&B 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
+from omegaconf.errors import OmegaConfBaseException
+from yaml import YAMLError
 
 from qdsbench.config import flatten
 from qdsbench.paper.records import load_run
 from qdsbench.report.wandb_offline import read_wandb_run
 
+UNREADABLE = (OSError, ValueError, KeyError, YAMLError, OmegaConfBaseException, pd.errors.ParserError)
 SHORTCUTS = {"dataset": "cfg.data.name", "model": "cfg.model.name", "backend": "cfg.attention.name"}
 
 
@@ -53,10 +57,15 @@ def collect(log_dirs: str | Path | list[str | Path]) -> tuple[pd.DataFrame, pd.D
             if run_dir in seen:
                 continue
             seen.add(run_dir)
-            row = load_run(run_dir)
+            try:  # one half-written or non-UTF-8 file must not block the dashboard: skip that run, say which
+                row = load_run(run_dir)
+                history = _history(run_dir) if row is not None else None
+            except UNREADABLE as err:
+                print(f"warning: skipping unreadable run {run_dir}: {type(err).__name__}: {err}", file=sys.stderr)
+                continue
             if row is not None:
                 rows.append(row)
-                histories.append(_history(run_dir))
+                histories.append(history)
                 continue
             wandb = _wandb_only(run_dir)
             if wandb is not None:
