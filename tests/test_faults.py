@@ -100,8 +100,8 @@ def _bad_runs(root: Path) -> None:
     (root / "latin1" / "run.json").write_bytes(b'{"status": "\xff\xfe"}')
     (root / "empty_csv" / ".hydra").mkdir(parents=True)
     (root / "empty_csv" / "run.json").write_text('{"status": "finished", "seed": 1}')
-    (root / "empty_csv" / ".hydra" / "config.yaml").write_text("seed: 1\\n")
-    (root / "empty_csv" / "metrics.csv").write_text("step,epoch\\n1,2,3,4\\n\\x00,")
+    (root / "empty_csv" / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    (root / "empty_csv" / "metrics.csv").write_text("step,epoch\n1,2,3,4\n\x00,")
 
 
 def test_report_and_resume_skip_unreadable_records_naming_each(tmp_path, capsys):
