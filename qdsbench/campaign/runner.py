@@ -66,23 +66,15 @@ class Campaign:
         self.units = [u for u in campaign_units(self.manifest, protocol, self.table_names)
                       if all(dict(u.point).get(k, v[0]) in v for k, v in (restrict or {}).items())]
         self.check_data = check_data
+        # Per-process caches: composed configs and their label values per unit group, data checks per dataset.
+        self._labels: dict[str, dict[str, Any]] = {}
+        self._configs: dict[str, Any] = {}
+        self._data_problems: dict[str, str | None] = {}
 
     # --- what each unit is and where it stands -------------------------------------------------------------
     @cached_property
     def records(self) -> dict[str, dict[str, Any]]:
         return rec.load_records(self.results, self.paper, self.protocol)
-
-    @cached_property
-    def _labels(self) -> dict[str, dict[str, Any]]:
-        return {}
-
-    @cached_property
-    def _configs(self) -> dict[str, Any]:
-        return {}
-
-    @cached_property
-    def _data_problems(self) -> dict[str, str | None]:
-        return {}
 
     def data_problem(self, unit: Unit) -> str | None:
         """Why this unit's dataset cannot be loaded here (None when it can); checked once per dataset."""
@@ -199,12 +191,12 @@ class Campaign:
             stop["signal"] = signum
 
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        running: dict[str, tuple[Unit, subprocess.Popen, float]] = {}
+        running: dict[str, tuple[Unit, subprocess.Popen]] = {}
         try:
             queue = sorted((u for u in self.units if self.status(u).state in ("partial", "todo")),
                            key=lambda u: self.status(u).state != "partial")
             while (queue or running) and "signal" not in stop:
-                for uid, (unit, proc, _) in list(running.items()):
+                for uid, (unit, proc) in list(running.items()):
                     if proc.poll() is not None:
                         del running[uid]
                         self._finished(unit, proc.returncode, say)
@@ -216,7 +208,7 @@ class Campaign:
                         say(f"skip    {unit.uid}: needs about {_hours(estimate)}, {_hours(left)} left in the budget")
                         continue
                     say(f"start   {unit.uid} (estimate {_hours(estimate) if estimate else 'none yet'})")
-                    running[unit.uid] = (unit, self._launch(unit), time.time())
+                    running[unit.uid] = (unit, self._launch(unit))
                 if left <= 0:
                     if running:
                         say("budget spent: stopping the running jobs (they resume from their last checkpoint)")
@@ -225,10 +217,10 @@ class Campaign:
                     break
                 time.sleep(1.0)
         finally:
-            for _unit, proc, _ in running.values():
+            for _unit, proc in running.values():
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
-            for unit, proc, _ in running.values():
+            for unit, proc in running.values():
                 try:
                     proc.wait(timeout=120)
                 except subprocess.TimeoutExpired:
