@@ -67,6 +67,13 @@ def write_csv(path: str | Path, rows: Iterable[dict[str, Any]], fields: Sequence
     return path
 
 
+def read_csv(path: str | Path) -> list[dict[str, str | None]]:
+    """Rows of a CSV this module wrote, every value as its text and an empty cell as None (what None was written as),
+    so a table rendered from a committed CSV record shows exactly what it showed when measured."""
+    with open(path, newline="") as fh:
+        return [{k: (v if v != "" else None) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
 def write_text(path: str | Path, text: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

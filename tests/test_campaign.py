@@ -110,17 +110,52 @@ def test_records_are_never_overwritten(tmp_path):
     assert list(load_records(tmp_path, "olinear", "paper")) == [unit.uid]
 
 
-@pytest.mark.parametrize("paper, protocol", [("qds", "paper"), ("qds", "init_study"), ("olinear", "paper")])
+@pytest.mark.parametrize("paper, protocol", [("qds", "paper"), ("qds", "init_study"), ("olinear", "paper"),
+                                             ("delta", "paper"), ("monarch", "paper"), ("analysis", "paper")])
 def test_committed_tables_are_exactly_what_the_committed_records_make(paper, protocol, tmp_path):
+    """--tables-only: training-run tables from run records, stage tables from their stages' records, byte for byte."""
     campaign = Campaign(paper, protocol, check_data=False)
-    written = campaign.build_tables(say=lambda _: None, out=tmp_path)
+    campaign.build_tables(say=lambda _: None, out=tmp_path)
+    written = sorted(p for p in tmp_path.rglob("*") if p.is_file())
     assert written
     for path in written:
         committed = REPO_ROOT / "results" / path.relative_to(tmp_path)
         assert committed.is_file(), f"{committed} is not committed; run qdsbench-reproduce --tables-only"
         assert path.read_bytes() == committed.read_bytes(), f"{committed} differs from its records"
-        csv_path = path.with_suffix(".csv")
-        assert csv_path.read_bytes() == committed.with_suffix(".csv").read_bytes()
+    stages = {campaign.manifest.tables[t].stage for t in campaign.table_names if "stage" in campaign.manifest.tables[t]}
+    for stage in stages:  # every markdown output of a stage is rebuilt, none is only copied
+        for output in campaign.manifest.stages[stage].outputs:
+            if output.endswith(".md") and not output.endswith("README.md"):
+                rebuilt = tmp_path / Path(output).relative_to("results")
+                assert rebuilt.is_file(), f"{output} of stage {stage} was not rebuilt from records"
+
+
+def test_a_stage_table_is_rebuilt_from_its_records_not_copied(tmp_path):
+    """The monarch renderer reads the CSV record: a changed accuracy there shows in the rebuilt table."""
+    from qdsbench.studies import monarch
+
+    src = tmp_path / "records" / "monarch"
+    src.mkdir(parents=True)
+    for name in ("conversion.csv", "conversion.meta.json"):
+        (src / name).write_bytes((REPO_ROOT / "results" / "monarch" / name).read_bytes())
+    csv_path = src / "conversion.csv"
+    csv_path.write_bytes(csv_path.read_bytes().replace(b",all,500,0.278,", b",all,500,0.911,", 1))
+    monarch.render(tmp_path / "records", tmp_path / "out")
+    text = (tmp_path / "out" / "monarch" / "conversion.md").read_text()
+    committed = (REPO_ROOT / "results" / "monarch" / "conversion.md").read_text()
+    assert text.count("| all | 0.911 (0.496) |") == committed.count("| all | 0.911 (0.496) |") + 1
+    assert text.count("| all | 0.278 (0.496) |") == committed.count("| all | 0.278 (0.496) |") - 1
+
+
+def test_stage_tables_wait_for_their_stage_and_need_a_renderer(tmp_path):
+    campaign = Campaign("monarch", "paper", results=tmp_path, check_data=False)  # no records, no outputs there
+    said = []
+    assert campaign.build_tables(say=said.append, out=tmp_path / "out") == []
+    assert said == ["stage grid has not run under protocol paper: its tables wait for it"]
+    campaign = Campaign("monarch", "paper", check_data=False)
+    del campaign.manifest.stages.grid["render"]
+    with pytest.raises(UserError, match="stage 'grid' of conf/paper/monarch.yaml names no render function"):
+        campaign.build_tables(say=lambda _: None, out=tmp_path / "out")
 
 
 def test_plan_for_every_paper_exits_zero():

@@ -38,6 +38,7 @@ from qdsbench.campaign.manifest import (
     protocol_tables,
     table_units,
 )
+from qdsbench.campaign.stage import resolve
 from qdsbench.config import REPO_ROOT, compose
 from qdsbench.errors import UserError
 from qdsbench.runrecord import METRICS_FILE, RUN_FILE
@@ -116,7 +117,7 @@ class Campaign:
         if unit.kind == STAGE:
             stage = self.manifest.stages[unit.name]
             outputs = list(stage.get("outputs") or [])
-            if outputs and all((REPO_ROOT / p).exists() for p in outputs):
+            if outputs and all(self.stage_output(p).exists() for p in outputs):
                 return Status("done")  # committed outputs of an earlier run of this stage
             return Status("todo", estimate_s=float(stage.get("cost_s", 0)) or None)
         if self.check_data and self.data_problem(unit):
@@ -283,12 +284,27 @@ class Campaign:
 
     # --- tables --------------------------------------------------------------------------------------------
     def build_tables(self, say: Callable[[str], None] = print, out: Path | None = None) -> list[Path]:
-        """Every training-run table of the campaign from its records, into ``out`` (default: the results root)."""
+        """Every table of the campaign from committed records, into ``out`` (default: where the records are).
+
+        Training-run tables come from the run records; a stage's tables from its own records (CSV rows and a meta
+        JSON), through the function its manifest entry names as ``render``."""
         written = []
+        for stage in self._stages_with_tables():
+            if self.status(Unit(self.paper, self.protocol, STAGE, stage)).state != "done":
+                say(f"stage {stage} has not run under protocol {self.protocol}: its tables wait for it")
+                continue
+            root = self.stage_root()
+            render = self.manifest.stages[stage].get("render")
+            if not render:
+                raise UserError(f"stage '{stage}' of conf/paper/{self.paper}.yaml names no render function "
+                                "(render: package.module:function), so its tables cannot be rebuilt")
+            for path in resolve(render)(root, out or root):
+                written.append(Path(path))
+                say(f"wrote {path}")
         for table in self.table_names:
             spec = self.manifest.tables[table]
             if "stage" in spec:
-                continue  # a stage writes its own outputs
+                continue
             units = table_units(self.manifest, table, self.protocol)
             labels = {u.group: self.labels(u) for u in units}
             expected = tables.load_expected(REPO_ROOT / self.manifest.expected, table)
@@ -299,6 +315,20 @@ class Campaign:
             written.append(path)
             say(f"wrote {path}")
         return written
+
+    def stage_root(self) -> Path:
+        """The results root that a protocol's stages write into (``stage_results``, e.g. logs/smoke)."""
+        own = self.manifest.protocols[self.protocol].get("stage_results")
+        return REPO_ROOT / own if own else self.results
+
+    def stage_output(self, path: str) -> Path:
+        """A stage's ``outputs:`` entry (written as under results/) where this protocol's stage writes it."""
+        parts = Path(path).parts
+        return self.stage_root().joinpath(*parts[1:]) if parts[0] == "results" else REPO_ROOT / path
+
+    def _stages_with_tables(self) -> list[str]:
+        stages = [self.manifest.tables[t].stage for t in self.table_names if "stage" in self.manifest.tables[t]]
+        return list(dict.fromkeys(stages))
 
     def _header(self, table: str, units: list[Unit]) -> list[str]:
         proto = self.manifest.protocols[self.protocol]

@@ -4,19 +4,21 @@
 
 Inputs are random Gaussian score matrices (the paper used Q K^T of a trained Sinkformer, not published), so the
 numbers compare operators with each other and with the paper's qualitative findings, not cell by cell. The measures
-themselves are :mod:`qdsbench.paper.expressivity`.
+themselves are :mod:`qdsbench.paper.expressivity`. The measured rows (expressivity.csv) and the settings
+(expressivity.meta.json) are the records; expressivity.md is rendered from them only (:func:`render`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 from qdsbench import attention
 from qdsbench.config import REPO_ROOT
 from qdsbench.paper import expressivity as ex
-from qdsbench.tables import markdown_table, write_csv, write_text
+from qdsbench.tables import markdown_table, read_csv, write_csv, write_text
 
 OUT = REPO_ROOT / "results" / "qds"
 FIELDS = ["analysis", "operator", "value", "paper"]
@@ -37,16 +39,27 @@ def operators(n: int, layers: int = 16, n_aux: int = 4) -> dict:
     }
 
 
-def expressivity_markdown(rows: list[dict], matrices: int, range_samples: int, seconds: float) -> str:
+def expressivity_markdown(rows: list[dict], meta: dict) -> str:
     """expressivity.md: the command, the settings, and one row per (analysis, operator)."""
     lines = ["# QDSFormer expressivity analysis", "",
-             f"Command: `.venv/bin/python scripts/qds_expressivity.py --matrices {matrices} --range-samples "
-             f"{range_samples}` ({seconds:.0f} s). Inputs: N(0,1) score matrices (the paper's "
+             f"Command: `.venv/bin/python scripts/qds_expressivity.py --matrices {meta['matrices']} --range-samples "
+             f"{meta['range_samples']}` ({meta['seconds']:.0f} s). Inputs: N(0,1) score matrices (the paper's "
              "trained-Sinkformer inputs are not published); QontOT: 16 layers, q_a = 4 (8x8) and 8 layers, q_a = 3 "
              "(4x4 diversity); hypersphere family: our construction (see qdsbench/paper/expressivity.py).", "",
              "Figures: `figures/info_vs_entropy.png` (Fig. 2B analogue), `figures/cell_range_layers_qubits.png` "
              "(Fig. A4 analogue).", "", markdown_table(rows, FIELDS, {"value": "ours"})]
     return "\n".join(lines) + "\n"
+
+
+def render(records: Path, out: Path) -> list[Path]:
+    """The manifest's renderer: results roots in, ``<out>/qds/expressivity.md`` out."""
+    return render_dir(Path(records) / "qds", Path(out) / "qds")
+
+
+def render_dir(src: Path, dst: Path) -> list[Path]:
+    """expressivity.md from the records expressivity.csv and expressivity.meta.json in ``src`` (nothing else)."""
+    meta = json.loads((src / "expressivity.meta.json").read_text())
+    return [write_text(dst / "expressivity.md", expressivity_markdown(read_csv(src / "expressivity.csv"), meta))]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -123,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     plt.close(fig)
 
     write_csv(out / "expressivity.csv", rows, FIELDS, lineterminator="\r\n")
-    text = expressivity_markdown(rows, args.matrices, args.range_samples, time.time() - started)
-    write_text(out / "expressivity.md", text)
-    print(text, end="")
+    meta = {"matrices": args.matrices, "range_samples": args.range_samples, "seconds": time.time() - started}
+    write_text(out / "expressivity.meta.json", json.dumps(meta, indent=2) + "\n")
+    for path in render_dir(out, out):
+        print(path.read_text(), end="")

@@ -2,7 +2,9 @@
 
     .venv/bin/python scripts/monarch_grid.py logs/monarch/vit_long --max-samples 1000
 
-writes results/monarch/conversion.md and .csv (accuracy, per-layer relative output error, row KL, attention FLOPs).
+writes results/monarch/conversion.csv (the record: accuracy, per-layer relative output error, row KL, attention FLOPs)
+and conversion.meta.json (what the table's header quotes), then renders conversion.md from those two files only
+(:func:`render`, which ``qdsbench-reproduce --paper monarch --tables-only`` calls).
 ``--train`` first trains the run (``qdsbench-train experiment=monarch/vit_long``) when it has no summary.json, as
 ``make reproduce-monarch`` and the stage of conf/paper/monarch.yaml do.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import subprocess
 import sys
 import time
@@ -19,7 +22,7 @@ from pathlib import Path
 
 from qdsbench.config import REPO_ROOT
 from qdsbench.convert import convert_and_evaluate
-from qdsbench.tables import markdown_table, write_csv, write_text
+from qdsbench.tables import markdown_table, read_csv, write_csv, write_text
 
 OUT = REPO_ROOT / "results" / "monarch"
 COLUMNS = ["backend", "options", "layers", "accuracy (orig)", "rel. output error", "row KL", "FLOPs vs softmax",
@@ -80,9 +83,9 @@ def plot(csv_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
-def conversion_markdown(rows: list[dict], run_dir: Path | str, max_samples: int, minutes: float) -> str:
-    """conversion.md: every value as the grid rounded it (str), a missing one as an em dash."""
-    cells = [{"backend": r["backend"], "options": r["options"], "layers": r["layers"],
+def conversion_markdown(rows: list[dict], meta: dict) -> str:
+    """conversion.md: every value as the grid's CSV record holds it, a missing one as an em dash."""
+    cells = [{"backend": r["backend"], "options": r["options"] or "", "layers": r["layers"],
               "accuracy (orig)": f"{r['accuracy']} ({r['original_accuracy']})",
               "rel. output error": str(r["mean_rel_output_error"]),
               "row KL": None if r["mean_row_kl"] is None else str(r["mean_row_kl"]),
@@ -90,13 +93,25 @@ def conversion_markdown(rows: list[dict], run_dir: Path | str, max_samples: int,
               "analytic = measured": None if r["analytic_matches_measured"] is None
               else str(r["analytic_matches_measured"])} for r in rows]
     lines = ["# Zero-shot conversion of a softmax ViT (197 tokens) to MonarchAttention and efficient baselines", "",
-             f"Command: `.venv/bin/python scripts/monarch_grid.py {run_dir} --max-samples {max_samples}` "
-             f"({minutes:.1f} min); the run: `qdsbench-train experiment=monarch/vit_long` "
-             "(MNIST, 2x2 patches, dim 64, 4 layers, 2 heads, 10k images x 3 epochs). FLOPs: attention bmm FLOPs of "
+             f"Command: `.venv/bin/python scripts/monarch_grid.py {meta['run_dir']} --max-samples "
+             f"{meta['max_samples']}` ({meta['minutes']:.1f} min); the run: "
+             "`qdsbench-train experiment=monarch/vit_long` (MNIST, 2x2 patches, dim 64, 4 layers, 2 heads, "
+             "10k images x 3 epochs). FLOPs: attention bmm FLOPs of "
              "the swapped backends over all layers, measured with torch FlopCounterMode; ratio vs softmax "
              "attention (4 N^2 d per head).", "", markdown_table(cells, COLUMNS), "",
              "![accuracy vs FLOPs](accuracy_vs_flops.png)"]
     return "\n".join(lines) + "\n"
+
+
+def render(records: Path, out: Path) -> list[Path]:
+    """The manifest's renderer: results roots in, ``<out>/monarch/conversion.md`` out."""
+    return render_dir(Path(records) / "monarch", Path(out) / "monarch")
+
+
+def render_dir(src: Path, dst: Path) -> list[Path]:
+    """conversion.md from the records ``conversion.csv`` and ``conversion.meta.json`` in ``src`` (nothing else)."""
+    meta = json.loads((src / "conversion.meta.json").read_text())
+    return [write_text(dst / "conversion.md", conversion_markdown(read_csv(src / "conversion.csv"), meta))]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -133,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
                                                    if r["attention_flops_analytic"] is not None else None)})
         print(rows[-1], flush=True)
     write_csv(out / "conversion.csv", rows, lineterminator="\r\n")
-    write_text(out / "conversion.md", conversion_markdown(rows, args.run_dir, args.max_samples,
-                                                          (time.time() - started) / 60))
+    meta = {"run_dir": str(args.run_dir), "max_samples": args.max_samples, "minutes": (time.time() - started) / 60}
+    write_text(out / "conversion.meta.json", json.dumps(meta, indent=2) + "\n")
+    render_dir(out, out)
     plot(out / "conversion.csv", out / "accuracy_vs_flops.png")
