@@ -24,37 +24,18 @@ from lightning.pytorch.loggers.logger import Logger, rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from qdsbench.atomic import RunRecordWriteError, atomic_write_json, atomic_write_text  # noqa: F401 (re-exported)
+
 RUN_FILE, SUMMARY_FILE, METRICS_FILE = "run.json", "summary.json", "metrics.csv"
 TRACKED_PACKAGES = ("torch", "torchvision", "lightning", "hydra-core", "omegaconf", "timm", "qiskit", "qiskit-aer",
                     "wandb", "numpy", "qdsbench")
 # Keys that say where or how a run is recorded, not what it computes: left out of the config hash.
-HASH_EXCLUDED_KEYS = ("_command", "paths", "logger", "callbacks", "hydra", "resume", "ckpt_path", "tags", "extras")
+HASH_EXCLUDED_KEYS = ("_command", "_sweep", "paths", "logger", "callbacks", "hydra", "resume", "ckpt_path", "tags",
+                      "extras")
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-class RunRecordWriteError(OSError):
-    """The run directory cannot be written (read-only, disk full): one line, and the old file is intact."""
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temp file, then rename: readers see the old or the new content, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise RunRecordWriteError(err.errno, f"cannot write {path}: {err.strerror or err}") from err
-
-
-def atomic_write_json(path: Path, payload: Any) -> None:
-    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -159,6 +140,7 @@ class RunRecord:
             "packages": package_versions(),
             "device": device_info(),
             "command": cfg.get("_command"),
+            "sweep": OmegaConf.to_container(cfg._sweep) if cfg.get("_sweep") else None,
             "start_time": now_iso(),
             "end_time": None,
             "status": "running",

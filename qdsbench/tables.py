@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from qdsbench.runrecord import atomic_write_text
+from qdsbench.atomic import atomic_write_text
 
 
 def fmt(value: Any, digits: int = 3, none: str = "—") -> str:

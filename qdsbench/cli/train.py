@@ -16,10 +16,30 @@ def hydra_main(cfg: DictConfig) -> float | None:
     from qdsbench.train import train
 
     with open_dict(cfg):
-        cfg._command = " ".join(["qdsbench-train", *sys.argv[1:]])
+        cfg._command, sweep = job_command(sys.argv[1:])
+        if sweep:
+            cfg._sweep = sweep
     metrics = exit_on_user_error(lambda: train(cfg))
     monitor = cfg.get("optimized_metric")
     return metrics.get(monitor) if monitor else None
+
+
+def job_command(argv: list[str]) -> tuple[str, dict | None]:
+    """The command that reruns this job alone, and for a multirun job its sweep (command, directory, job number).
+
+    A sweep job's own overrides are Hydra's ``overrides.task``; an Optuna search preset stays in them (it sets the
+    backend and metric) with ``hydra.mode=RUN``, so the recorded command trains that one trial, not the search."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return " ".join(["qdsbench-train", *argv]), None
+    overrides = list(hydra_cfg.overrides.task)
+    if any(o.startswith("hparams_search=") for o in overrides):
+        overrides.append("hydra.mode=RUN")
+    sweep = {"command": " ".join(["qdsbench-train", *argv]), "dir": hydra_cfg.sweep.dir, "job": hydra_cfg.job.num}
+    return " ".join(["qdsbench-train", *overrides]), sweep
 
 
 def refuse_used_run_dir(argv: list[str]) -> None:

@@ -1,0 +1,34 @@
+"""Atomic file writes (temp file + fsync + rename), importable without torch or lightning.
+
+Run records, campaign records and every results table are written through these, so a reader (or a killed job)
+sees the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+class RunRecordWriteError(OSError):
+    """The run directory cannot be written (read-only, disk full): one line, and the old file is intact."""
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temp file, then rename: readers see the old or the new content, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise RunRecordWriteError(err.errno, f"cannot write {path}: {err.strerror or err}") from err
+
+
+def atomic_write_json(path: Path, payload: Any) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
