@@ -3,7 +3,11 @@
     make reproduce-analysis          # = .venv/bin/python scripts/reproduce_analysis.py (this module's main)
     .venv/bin/python scripts/reproduce_analysis.py --parts calibration,depth --budget smoke --out /tmp/x
 
-Parts (``--parts``, default all), each writing ``<name>.md`` + ``.csv`` (+ PNG) with the command at the top:
+Parts (``--parts``, default all). Each measures, writes its records (the rows as ``<name>.csv`` or
+``<name>_runs.csv``, and ``<name>.meta.json``: argv, date, machine, torch, the budget numbers the prose quotes) and
+renders ``<name>.md`` (with the command at the top) from those records through
+:mod:`qdsbench.studies.analysis_tables`, as ``qdsbench-reproduce --paper analysis --tables-only`` does; figures (PNG)
+are drawn here:
 
 - ``calibration``: the notes' calibration numbers re-measured on the qdsbench backends -> results/analysis/
 - ``cooccurrence``: Yang et al.'s Appendix A dynamics (recipe B1), 3 seeds x 30k GD steps, the Fig. 1 analogue
@@ -23,9 +27,7 @@ manifest conf/paper/analysis.yaml names one stage per part (``qdsbench-reproduce
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import math
 import platform
 import statistics
 import time
@@ -35,8 +37,8 @@ import torch
 
 from qdsbench import tables
 from qdsbench.config import REPO_ROOT, compose
+from qdsbench.studies import analysis_tables as at
 
-COMMAND = "make reproduce-analysis"
 PARTS = ("calibration", "cooccurrence", "cooccurrence_ds", "switch", "switch_causal", "vit", "depth")
 BUDGETS = {
     "cpu": {"seeds": (0, 1, 2), "cooc_steps": 30000, "theory_steps": 6000, "ds_steps": 3000, "switch_epochs": 4,
@@ -59,59 +61,21 @@ DS_ARMS = {  # label -> backend config (token count filled in where a backend ne
 }
 
 
-# --- output helpers -------------------------------------------------------------------------------------------------
+# --- records -------------------------------------------------------------------------------------------------------
 
 
-def header(title: str, argv: str, extra: str = "") -> str:
-    return (f"# {title}\n\nCommand: `{COMMAND}` (this part: `.venv/bin/python scripts/reproduce_analysis.py "
-            f"{argv}`)  \nMeasured {time.strftime('%Y-%m-%d')} on {platform.machine()} CPU "
-            f"({torch.get_num_threads()} torch thread(s)), torch {torch.__version__}.{extra}\n\n")
+def write_meta(stem: Path, part: str, args, **quoted) -> None:
+    """``<stem>.meta.json``, the record of what a part's header quotes (argv, date, machine, torch threads and
+    version) and of the budget numbers its prose quotes; with the part's CSV rows, all that
+    :mod:`qdsbench.studies.analysis_tables` renders the tables from."""
+    meta = {"argv": f"--parts {part}", "budget": args.budget, "date": time.strftime("%Y-%m-%d"),
+            "machine": platform.machine(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            **quoted}
+    tables.write_text(at.meta_path(stem), json.dumps(meta, indent=2) + "\n")
 
 
-def fmt(value, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "**no**"
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e5:
-            return str(int(value))
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e4):
-            return f"{value:.2e}"
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def table(rows: list[dict], columns: list[str], labels: dict[str, str] | None = None) -> str:
-    """The package's markdown table with this study's cells (:func:`fmt`), ``|`` escaped, a newline at the end."""
-    return tables.markdown_table(rows, columns, labels, cell=fmt, escape_pipes=True) + "\n"
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    """The package's atomic CSV writer, every key in first-seen order, CRLF rows as the study has always written."""
-    tables.write_csv(path, rows, lineterminator="\r\n")
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and std over seeds, NaN/None dropped; NaN for no value, std 0 for a single value (the tables' '0')."""
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    if not values:
-        return float("nan"), float("nan")
-    mu, sd = tables.mean_std(values)
-    return mu, 0.0 if sd is None else sd
-
-
-def aggregate(rows: list[dict], key: str, metrics: list[str]) -> list[dict]:
-    """Mean (and std) over seeds of ``metrics`` for every value of ``key`` (order kept)."""
-    out = []
-    for value in dict.fromkeys(r[key] for r in rows):
-        group = [r for r in rows if r[key] == value]
-        agg = {key: value, "seeds": len(group)}
-        for metric in metrics:
-            mu, sd = mean_std([r.get(metric) for r in group if isinstance(r.get(metric), (int, float))])
-            agg[metric], agg[f"{metric}_std"] = mu, sd
-        out.append(agg)
-    return out
+def report(paths: list[Path]) -> None:
+    print("wrote " + ", ".join(str(p) for p in paths), flush=True)
 
 
 # --- calibration ----------------------------------------------------------------------------------------------------
@@ -174,22 +138,9 @@ def part_calibration(args, budget) -> None:
         a = attention.create(options.pop("name"), **options).attention_matrix(q, k).double()
         rows.append({"item": f"{name}: max_k |alpha_k - 1/T| (T = 8)", "notes": 0.0,
                      "ours": float(m.column_importance_error(a).max())})
-    text = header("Calibration numbers of the analysis notes, re-measured", "--parts calibration")
-    text += ("Where the notes' setting is under-specified (the exact logits, the initialisation, the Sinkhorn "
-             "iteration convention) the item says what we used. qdsbench's `sinkhorn` counts normalisation *steps* "
-             "(rows first; n_iter = 1 is softmax); reading the notes' \"k iterations\" as n_iter = 2k + 1 (k row + "
-             "column sweeps and a final row step) and their init as kaiming_normal reproduces their gradient numbers "
-             "to within the seed-to-seed spread (seed 1 gives 5.9e-2, 1.5e-5, 4.1e-12).\n\n")
-    text += table(rows, ["item", "notes", "ours", "ours_W_V"],
-                  {"notes": "notes (calibrated/exact)", "ours_W_V": "ours, ||grad W_V||"})
-    write_outputs(args.out / "calibration", text, rows)
-
-
-def write_outputs(stem: Path, text: str, rows: list[dict]) -> None:
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    tables.write_text(stem.with_suffix(".md"), text)
-    write_csv(stem.with_suffix(".csv"), rows)
-    print(f"wrote {stem}.md / .csv")
+    at.write_csv(args.out / "calibration.csv", rows)
+    write_meta(args.out / "calibration", "calibration", args)
+    report(at.calibration_tables(args.out, args.out))
 
 
 # --- B1: co-occurrence dynamics -------------------------------------------------------------------------------------
@@ -245,46 +196,16 @@ def part_cooccurrence(args, budget) -> None:
                "failed_checks": "; ".join(k for k, ok in checks.items() if not ok), "seconds": summary["seconds"]}
         runs.append(run)
         tag = f"{init}_seed{seed}" + (f"_attnx{int(mult)}" if mult != 1 else "")
-        write_csv(out / f"curves_{tag}.csv", thin(rows))
+        at.write_csv(out / f"curves_{tag}.csv", thin(rows))
         if (init, seed, mult) in (("torch_default", budget["seeds"][0], 1.0), ("torch_default", budget["seeds"][0],
                                                                                 100.0)):
             plot_dynamics(rows, t1, out / f"fig1_{tag}.png",
                           f"Yang et al. Appendix A, {init} init, seed {seed}, lr 0.01, attention lr x{int(mult)}")
         print(f"cooccurrence {tag}: T1={t1} final loss {end['loss']:.2e} checks {run['checks_passed']}/"
               f"{run['checks_total']} ({summary['seconds']:.0f} s)", flush=True)
-    text = header("Co-occurrence training dynamics (Yang et al., NeurIPS 2024): recipe B1", "--parts cooccurrence")
-    text += COOC_README_INTRO
-    cols = ["init", "seed", "steps", "attn_lr_mult", "T1", "loss_at_T1", "step_loss_below_1e-3", "final_train_loss",
-            "final_test_acc", "G_mu1", "G_mu2", "G_mu3", "checks_passed", "checks_total", "seconds"]
-    text += "## Runs\n\n" + table(runs, cols) + "\n"
-    cols2 = ["init", "seed", "attn_lr_mult", *[f"d_{k}" for k in PHASE2_SIGNS], "balance_gap_phase2",
-             "I2_I3_loss_rise_in_phase1", "attn_q1_k2_start", "attn_q1_k2_end", "attn_q1_k3_end", "failed_checks"]
-    text += ("## Phase 2 (changes from T1 to the end)\n\nExpected signs (Thm 3.2): d score_q1_k2, d score_q2_k1, "
-             "d value_12 > 0; d score_q1_k3, d score_q2_k3, d value_13, d value_23 < 0.\n\n" + table(runs, cols2))
-    write_outputs(out / "dynamics", text, runs)
-    tables.write_text(out / "README.md", text)
-
-
-COOC_README_INTRO = """Setting (notes 2.4): n = 60 (30/10/10/10), L = 5, d = 64, m = 128, m1 = 256, one-hot
-tokens, sum readout, softmax with 1/sqrt(m), fixed +-1 output weights, full-batch plain GD with lr 0.01
-(gradient-flow time t = 0.01 x step); a fresh 600-sample test set. `torch_default` is nn.Linear's
-U(+-1/sqrt(fan_in)) (one reading of "Kaiming"), `theory` the paper's sigma0 = 1/sqrt(L m), sigma1 = 1/sqrt(m1).
-`attn_lr_mult` > 1 is the notes' "amplified attention" variant (W_Q, W_K at a larger step), not the paper.
-T1 = first step with 100% training accuracy (end of Phase 1). Checks = the notes' fast-test assertions
-(`qdsbench.analysis.cooccurrence.phase_checks`: acc 1.0 by step 100, final loss < 1e-3, the G sign pattern, the
-seven Phase-2 directions, |d score| < 0.1, Phase-2 balance gap < 0.5).
-
-Figures: `fig1_torch_default_seed0.png` (the Fig. 1 analogue: (a) score correlations, (b) total and per-type loss,
-(c) G, (d) balancing ratios, (e) value correlations, (f) attention probabilities on I1 samples; red line = T1) and
-`fig1_torch_default_seed0_attnx100.png` (amplified attention). Curves: `curves_*.csv` (every step to 100, then every
-250 steps; the figures use every logged step).
-
-Calibration (notes 2.5, numpy re-implementation): T1 15-35 steps; loss < 1e-3 within ~1-2k steps; test acc
-0.93-0.98; final G ~ (14.0, 11.9, -14.5) for U init at 30k steps; Phase-2 d s12 +0.0015 to +0.0068 (6k steps),
-d v12 +0.19 to +0.24, d v13 / d v23 -0.19 to -0.29; softmax prob mu1 -> mu2 changes by <= 2e-4; the transient I2/I3
-loss rise appears in 4/8 runs.
-
-"""
+    at.write_csv(out / "dynamics.csv", runs)
+    write_meta(out / "dynamics", "cooccurrence", args, curves=at.COOC_CURVES)
+    report(at.dynamics_tables(out, out))
 
 
 # --- X2: co-occurrence under doubly stochastic attention ------------------------------------------------------------
@@ -311,37 +232,9 @@ def part_cooccurrence_ds(args, budget) -> None:
                              "seconds": summary["seconds"]})
                 print(f"cooccurrence_ds {readout} {arm} seed {seed}: loss {end['loss']:.2e} test acc "
                       f"{end['test_acc']:.3f} ({summary['seconds']:.0f} s)", flush=True)
-    metrics = ["T1", "final_train_loss", "final_test_acc", "grad_WQ_over_WV_max", "attn_q1_k2", "attn_q1_k3",
-               "attn_cls_k1", "attn_cls_k3", "alpha_mu3", "attn_diagonal", "col_sum_err", "d_score_q1_k2",
-               "d_score_q1_k3"]
-    agg = []
-    for readout in ("sum", "cls"):
-        for row in aggregate([r for r in runs if r["readout"] == readout], "arm", metrics):
-            agg.append({"readout": readout, **row})
-    text = header("Co-occurrence under softmax vs doubly stochastic attention: recipe X2",
-                  "--parts cooccurrence_ds")
-    text += X2_INTRO.format(steps=budget["ds_steps"], seeds=len(budget["seeds"]))
-    for readout in ("sum", "cls"):
-        rows = [r for r in agg if r["readout"] == readout]
-        cols = ["arm", "seeds", "T1", "final_train_loss", "final_test_acc", "grad_WQ_over_WV_max", "alpha_mu3",
-                "attn_diagonal", "col_sum_err", "d_score_q1_k2", "d_score_q1_k3"]
-        cols += ["attn_q1_k2", "attn_q1_k3"] if readout == "sum" else ["attn_cls_k1", "attn_cls_k3"]
-        text += f"\n## readout = {readout}\n\n" + table(rows, cols)
-    write_outputs(args.out / "cooccurrence_ds", text, agg)
-    write_csv(args.out / "cooccurrence_ds_runs.csv", runs)
-
-
-X2_INTRO = """Yang et al.'s model and data (n = 60, d = 64, m = 128, m1 = 256, GD lr 0.01, {steps} steps, {seeds} seeds,
-mean over seeds) with the normaliser switched. Sum readout with L = 8 tokens, cls readout with L = 7 tokens + CLS
-(8 attention tokens, so QontOT runs on 3 data qubits without padding). W_Q, W_K at 100x the step (the notes'
-"amplified attention"): at 1x, softmax attention stays uniform to 3 decimals (see results/cooccurrence/). Arms:
-`sinkhorn<k>` = qdsbench's Sinkhorn with n_iter = k normalisation steps (rows first; n_iter = 1 would be softmax
-itself, so the notes' "1 iteration" is taken as n_iter = 2, one row + one column step); `qontot` = 1 aux qubit,
-16 layers, gradients into the scores. `grad_WQ_over_WV_max` = max over logged steps of ||grad W_Q|| / ||grad W_V||;
-`alpha_mu3` = Gu importance of the common token's key (1/T = 0.125 under exact DS); `attn_*` = mean attention
-probabilities on I1 test samples at the end (query -> key; 1/8 = 0.125 is uniform); `col_sum_err` = max |column sum
-- 1|; d score = change of mu_k^T W_K^T W_Q mu_q from step 0.
-"""
+    at.write_csv(args.out / "cooccurrence_ds_runs.csv", runs)
+    write_meta(args.out / "cooccurrence_ds", "cooccurrence_ds", args, steps=budget["ds_steps"])
+    report(at.cooccurrence_ds_tables(args.out, args.out))
 
 
 # --- training + analysis helpers (X1, A1b, ViT) ---------------------------------------------------------------------
@@ -363,18 +256,15 @@ def train_and_analyze(run_dir: Path, overrides: list[str], max_samples: int) -> 
     return summary, out
 
 
-def read_csv(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    for row in rows:
-        for key, value in row.items():
-            try:
-                row[key] = float(value)
-            except (TypeError, ValueError):
-                pass
-    return rows
+def read_metrics(path: Path) -> list[dict]:
+    """A CSV of ``qdsbench-analyze`` (none: no rows), every number as a float as it was measured, text as text."""
+    def number(text: str | None):
+        try:
+            return float(text)
+        except (TypeError, ValueError):
+            return text
+
+    return [{k: number(v) for k, v in row.items()} for row in tables.read_csv(path)] if path.is_file() else []
 
 
 def arm_overrides(arm: str, tokens: int) -> list[str]:
@@ -388,29 +278,23 @@ def arm_overrides(arm: str, tokens: int) -> list[str]:
 # --- X1: switch tagging ---------------------------------------------------------------------------------------------
 
 
-SWITCH_LAYER = ["alpha_first", "sink_rate", "column_importance_error", "diagonal_score", "max_attention",
-                "sink_concentration", "row_entropy", "output_gain", "signal_kept", "value_drain_ratio", "qk_norm",
-                "residual_smoothing", "distance_to_mean", "ds_col_marginal_error"]
-SWITCH_QUERY = ["sink_mass", "diagonal_mass", "max_attention", "row_entropy", "query_gain"]
-
-
 def switch_rows(run_dir: Path, out: Path, summary: dict, arm: str, seed: int) -> dict:
-    layers = read_csv(out / "metrics.csv")
-    groups = read_csv(out / "metrics_groups.csv")
+    layers = read_metrics(out / "metrics.csv")
+    groups = read_metrics(out / "metrics_groups.csv")
     row = {"arm": arm, "seed": seed, "test_acc": summary["test"].get("test/acc"),
            "test_acc_context": summary["test"].get("test/acc_context"),
            "test_acc_plain": summary["test"].get("test/acc_plain"), "fit_seconds": summary.get("fit_seconds")}
-    for key in SWITCH_LAYER:
+    for key in at.SWITCH_LAYER:
         row[key] = statistics.fmean(float(r[key]) for r in layers if r.get(key) not in (None, ""))
     for group in ("context", "plain"):
-        for key in SWITCH_QUERY:
+        for key in at.SWITCH_QUERY:
             values = [float(r[key]) for r in groups if r["group"] == group]
             row[f"{key}_{group}"] = statistics.fmean(values) if values else float("nan")
     return row
 
 
 def part_switch(args, budget, causal: bool = False) -> None:
-    name = "switch_causal" if causal else "switch_tagging"
+    name = at.switch_name(causal)
     arms = ("softmax", "sigmoid") if causal else tuple(DS_ARMS)
     runs = []
     for arm in arms:
@@ -422,67 +306,12 @@ def part_switch(args, budget, causal: bool = False) -> None:
             runs.append(switch_rows(run_dir, out, summary, arm, seed))
             print(f"{name} {arm} seed {seed}: test acc {runs[-1]['test_acc']:.3f} ({summary.get('fit_seconds')} s)",
                   flush=True)
-    metrics = [k for k in runs[0] if k not in ("arm", "seed")]
-    agg = aggregate(runs, "arm", metrics)
-    text = header(f"Switch-tagging ({'causal, recipe A1b at CPU scale' if causal else 'recipe X1'}): softmax vs "
-                  f"{'sigmoid' if causal else 'sigmoid and doubly stochastic attention'}", f"--parts "
-                  f"{'switch_causal' if causal else 'switch'}")
-    text += SWITCH_INTRO.format(epochs=budget["switch_epochs"], n=budget["n_train"], seeds=len(budget["seeds"]),
-                                causal="causal, 2 layers" if causal else "non-causal, 1 layer")
-    text += "## Accuracy\n\n" + table(agg, ["arm", "seeds", "test_acc", "test_acc_std", "test_acc_context",
-                                           "test_acc_plain", "fit_seconds"])
-    text += "\n## Per query type (test samples; BOS is token 0)\n\n" + table(
-        agg, ["arm", *[f"{k}_{g}" for k in SWITCH_QUERY[:3] for g in ("context", "plain")], "query_gain_context",
-              "query_gain_plain"])
-    text += "\n## Per layer (mean over layers and heads)\n\n" + table(agg, ["arm", *SWITCH_LAYER])
-    text += "\n" + switch_predictions(agg, causal)
-    write_outputs(args.out / name, text, agg)
-    write_csv(args.out / f"{name}_runs.csv", runs)
-    plot_switch(agg, args.out / f"{name}.png", name)
-
-
-SWITCH_INTRO = """Task (notes X1): [BOS] + 15 tokens from 32; tokens 0-7 are 4 partner pairs (context set C, drawn with
-probability 0.4): their label is "partner present" (needs communication); every other token's label is a fixed random
-bit (needs none). Tagger: embeddings + {causal} pre-LN timm block(s) (dim 64, 2 heads, MLP x2) + per-token head; Adam
-1e-3, batch 64, {epochs} epochs of {n} sequences; {seeds} seeds (mean over seeds; `_std` = std over seeds). Metrics
-from `qdsbench-analyze` on 500 test sequences: `sink_mass` = attention of a query on BOS, `diagonal_mass` = A_ii,
-`query_gain` = ||(AV)_i|| / rms ||v||; the sigmoid arm's sink/diagonal measures use Gu's proxy (rows renormalised).
-`sinkhorn<k>`: n_iter = k steps (rows first); `qontot`: 4 data qubits + 1 aux, 16 layers, gradients into the scores.
-`column_importance_error` = max_k |alpha_k - 1/T| (0 for exact DS).
-
-"""
-
-
-def switch_predictions(agg: list[dict], causal: bool) -> str:
-    by = {r["arm"]: r for r in agg}
-    soft = by.get("softmax")
-    lines = ["## Predictions of the notes, checked\n", "| prediction | measured | holds |", "|---|---|---|"]
-    if soft:
-        lines.append(f"| softmax: sink mass on plain (non-C) queries > on context queries | "
-                     f"{fmt(soft['sink_mass_plain'])} vs {fmt(soft['sink_mass_context'])} | "
-                     f"{fmt(soft['sink_mass_plain'] > soft['sink_mass_context'])} |")
-    for arm, row in by.items():
-        if arm.startswith(("sinkhorn", "qr", "qontot")):
-            lines.append(f"| {arm}: BOS Gu score alpha_BOS <= 1/T + 1e-3 (max column error) | "
-                         f"{fmt(row['column_importance_error'])} | {fmt(row['column_importance_error'] <= 1e-3)} |")
-            if soft:
-                lines.append(f"| {arm}: diagonal mass on plain queries > softmax's | "
-                             f"{fmt(row['diagonal_mass_plain'])} vs {fmt(soft['diagonal_mass_plain'])} | "
-                             f"{fmt(row['diagonal_mass_plain'] > soft['diagonal_mass_plain'])} |")
-                lines.append(f"| {arm}: diagonal mass on plain > on context queries (delta_nonC >> delta_C) | "
-                             f"{fmt(row['diagonal_mass_plain'])} vs {fmt(row['diagonal_mass_context'])} | "
-                             f"{fmt(row['diagonal_mass_plain'] > row['diagonal_mass_context'])} |")
-                lines.append(f"| {arm}: larger QK norm than softmax (cost of switching without a sink) | "
-                             f"{fmt(row['qk_norm'])} vs {fmt(soft['qk_norm'])} | "
-                             f"{fmt(row['qk_norm'] > soft['qk_norm'])} |")
-    if "sigmoid" in by and soft:
-        sig = by["sigmoid"]
-        lines.append(f"| sigmoid: less BOS sink mass on plain queries than softmax (proxy) | "
-                     f"{fmt(sig['sink_mass_plain'])} vs {fmt(soft['sink_mass_plain'])} | "
-                     f"{fmt(sig['sink_mass_plain'] < soft['sink_mass_plain'])} |")
-    lines.append(f"| every arm solves the task (test acc > 0.95) | min {fmt(min(r['test_acc'] for r in agg))} | "
-                 f"{fmt(all(r['test_acc'] > 0.95 for r in agg))} |")
-    return "\n".join(lines) + "\n"
+    at.write_csv(args.out / f"{name}_runs.csv", runs)
+    write_meta(args.out / name, "switch_causal" if causal else "switch", args, epochs=budget["switch_epochs"],
+               n_train=budget["n_train"], samples=min(500, budget["analysis_samples"]))
+    written = at.switch_tables(args.out, args.out, causal)
+    report(written)
+    plot_switch(at.read_records(written[1]), args.out / f"{name}.png", name)
 
 
 def plot_switch(agg: list[dict], path: Path, title: str) -> None:
@@ -511,11 +340,6 @@ def plot_switch(agg: list[dict], path: Path, title: str) -> None:
 
 VIT_ARMS = {"softmax": ["attention=softmax"], "sigmoid": ["attention=sigmoid"], "sinkhorn": ["attention=sinkhorn"],
             "qr": ["attention=qr"], "qontot": ["attention=qontot_cpu"]}
-VIT_METRICS = ["alpha_first", "sink_rate", "first_token_attention", "max_attention", "sink_concentration",
-               "sink_argmax_fraction", "diagonal_score", "row_entropy", "output_gain", "signal_kept",
-               "sigma2_contraction", "value_drain_ratio", "massive_activation_ratio", "residual_smoothing",
-               "distance_to_mean", "mean_token_cosine", "column_importance_error", "ds_col_marginal_error",
-               "ds_effective_rank", "qk_norm"]
 
 
 def part_vit(args, budget) -> None:
@@ -526,29 +350,16 @@ def part_vit(args, budget) -> None:
         summary, out = train_and_analyze(
             run_dir, ["experiment=mnist_vit_stripes", f"paths.data_dir={args.data_dir}", "seed=0", *overrides,
                       f"trainer.max_epochs={budget['vit_epochs']}", *extra], budget["analysis_samples"])
-        for layer in read_csv(out / "metrics.csv"):
+        for layer in read_metrics(out / "metrics.csv"):
             runs.append({"arm": arm, "layer": int(layer["layer"]), "test_acc": summary["test"].get("test/acc"),
                          "fit_seconds": summary.get("fit_seconds"), "proxy": layer.get("proxy"),
-                         **{k: layer.get(k) for k in VIT_METRICS}})
+                         **{k: layer.get(k) for k in at.VIT_METRICS}})
         images.append((arm, out))
         print(f"vit {arm}: test acc {summary['test'].get('test/acc'):.4f} ({summary.get('fit_seconds')} s)", flush=True)
-    text = header("Stripe ViT on MNIST: sinks, diagonals and smoothing, softmax vs doubly stochastic",
-                  "--parts vit")
-    text += VIT_INTRO.format(epochs=budget["vit_epochs"], samples=budget["analysis_samples"])
-    text += table(runs, ["arm", "layer", "test_acc", "fit_seconds", "proxy", *VIT_METRICS[:10]])
-    text += "\n" + table(runs, ["arm", "layer", *VIT_METRICS[10:]])
-    write_outputs(args.out / "vit_mnist", text, runs)
+    at.write_csv(args.out / "vit_mnist.csv", runs)
+    write_meta(args.out / "vit_mnist", "vit", args, epochs=budget["vit_epochs"], samples=budget["analysis_samples"])
+    report(at.vit_tables(args.out, args.out))
     plot_vit(images, args.out / "vit_mnist_attention.png")
-
-
-VIT_INTRO = """`experiment=mnist_vit_stripes` (7 stripes + CLS = 8 tokens, dim 128, 2 layers, 1 head, Adam 5e-4,
-batch 100), {epochs} epochs, seed 0, one run per backend (`qontot` = `attention=qontot_cpu`: 1 aux qubit, gradients
-into the scores; `sinkhorn` = n_iter 3). Analysed with `qdsbench-analyze` on {samples} test images; token 0 (CLS) is the
-candidate sink. Gu's sink rate uses epsilon = 0.3 on alpha_1 = mean attention into CLS; the sigmoid rows use Gu's
-proxy (`proxy` = 1). Heat maps of every run: `logs/analysis/vit/<arm>/analysis/*/attention_layer*.png`;
-side by side: `vit_mnist_attention.png`.
-
-"""
 
 
 def plot_vit(images: list[tuple[str, Path]], path: Path) -> None:
@@ -603,30 +414,9 @@ def part_depth(args, budget) -> None:
     fig.tight_layout()
     fig.savefig(args.out / "oversmoothing_depth.png", dpi=100)
     plt.close(fig)
-    pick = [1, 2, 4, 8, 16, budget["depth"]]
-    summary = []
-    for variant in ("pure", "residual", "residual_ln"):
-        for label, _, masks in configs:
-            for mask in masks:
-                prof = {r["layer"]: r for r in rows if (r["variant"], r["normaliser"], r["mask"]) == (variant, label,
-                                                                                                      mask)}
-                summary.append({"variant": variant, "normaliser": label, "mask": mask,
-                                **{f"L{k}": prof[k]["distance_to_mean"] for k in pick if k in prof},
-                                f"residual_L{budget['depth']}": prof[budget["depth"]]["rank_collapse_residual"]})
-    text = header("Oversmoothing vs depth (recipe A1c)", "--parts depth")
-    text += DEPTH_INTRO.format(samples=budget["depth_samples"])
-    text += table(summary, ["variant", "normaliser", "mask", *[f"L{k}" for k in pick],
-                            f"residual_L{budget['depth']}"])
-    write_outputs(args.out / "oversmoothing_depth", text, rows)
-
-
-DEPTH_INTRO = """Random stacks (`qdsbench.analysis.oversmoothing.depth_profile`): i.i.d. N(0, 1) tokens (T = 16,
-d = 64), fresh W_Q, W_K, W_V ~ N(0, 1/d) per layer, {samples} random stacks averaged; `pure`: X <- A X W_V; `residual`:
-X <- X + A X W_V; `residual_ln`: X <- X + A LN(X) W_V. Masks: full, causal, window (|i - j| <= 2). Columns L<k> give
-the normalised distance to the token mean mu(H)/||H||_F after k layers (0.96 at the input; 0 = every token equal);
-the last column the rank-collapse residual at the last layer. Figure: `oversmoothing_depth.png`.
-
-"""
+    at.write_csv(args.out / "oversmoothing_depth.csv", rows)
+    write_meta(args.out / "oversmoothing_depth", "depth", args, samples=budget["depth_samples"])
+    report(at.depth_tables(args.out, args.out))
 
 
 def main(argv: list[str] | None = None) -> None:
