@@ -53,3 +53,27 @@ def test_cfg_job_prints_the_composed_config_without_training(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "experiment_name: digits_vit" in out.stdout and "name: qr" in out.stdout
     assert not (tmp_path / "logs").exists()
+
+
+def test_train_help_is_built_from_conf_without_torch_and_lists_every_backend():
+    code = ("import sys; from qdsbench.cli import train; sys.argv = ['qdsbench-train', '--help']; train.main(); "
+            "print('TORCH' if 'torch' in sys.modules or 'lightning' in sys.modules else 'NO_TORCH')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.rstrip().endswith("NO_TORCH")
+    section = out.stdout.split("config groups")[1].split("flags:")[0].splitlines()[1:]
+    groups: dict[str, str] = {}
+    current = ""
+    for line in section:
+        if line.startswith(" " * 18):
+            groups[current] += " " + line.strip()
+        elif line.strip():
+            current, text = line.split(None, 1)
+            groups[current] = text
+    from qdsbench import attention
+
+    shown = {o.strip() for o in groups["attention"].replace("|", ",").split(",")}
+    with_config = {n for n in attention.available() if (REPO_ROOT / "conf" / "attention" / f"{n}.yaml").is_file()}
+    assert with_config and with_config <= shown
+    assert groups["attention"].startswith("softmax |")  # the default first
+    assert "qds_vit_sinkhorn" in groups["hparams_search"]

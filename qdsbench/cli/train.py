@@ -56,6 +56,12 @@ def refuse_used_run_dir(argv: list[str]) -> None:
 
 
 def main() -> None:
+    argv = sys.argv[1:]
+    if "--help" in argv or "-h" in argv:
+        from qdsbench.cli.help import fast_help
+
+        print(fast_help(config_dir(), "train", "qdsbench-train"), end="")
+        return
     try:
         preflight(config_dir(), "train", sys.argv[1:])
         if "-m" not in sys.argv[1:] and "--multirun" not in sys.argv[1:]:
