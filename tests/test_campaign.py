@@ -29,7 +29,7 @@ def test_every_paper_has_a_manifest_with_paper_and_smoke_protocols():
 def test_manifest_expansion_grid_when_and_seeds():
     manifest = load_manifest("olinear")
     units = table_units(manifest, "ili", "paper")
-    assert len(units) == 3 * 4 * 5  # models x horizons x seeds
+    assert len(units) == 4 * 4 * 5  # models (iTransformer twice: softmax, NormLin) x horizons x seeds
     by_key = {(u.name, dict(u.point)["data.pred_len"], u.seed): u for u in units}
     assert "trainer.max_epochs=30" in by_key[("olinear/ili", "60", 2023)].overrides  # the script's tau=60 epochs
     assert "trainer.max_epochs=30" not in by_key[("olinear/ili", "48", 2023)].overrides
@@ -64,6 +64,20 @@ def _record(unit: Unit, mse: float) -> dict:
 def _labels(units):
     return {u.group: {"data.name": "ili", "data.pred_len": int(dict(u.point)["data.pred_len"]),
                       "model.name": u.name.split("/")[0]} for u in units}
+
+
+def test_a_run_group_label_names_its_own_column():
+    """iTransformer with NormLin shares model.name with plain iTransformer: the group's label keeps them apart."""
+    manifest = load_manifest("olinear")
+    units = table_units(manifest, "ili", "paper")
+    labelled = [u for u in units if u.label]
+    assert labelled and all("attention=normlin" in u.overrides and u.name == "itransformer/ili" for u in labelled)
+    labels = {u.group: {"data.name": "ili", "data.pred_len": int(dict(u.point)["data.pred_len"]),
+                        "model.name": u.name.split("/")[0]} for u in units}
+    rows = tables.build_rows(manifest, "ili", "paper", {}, labels, [])
+    per_horizon = [r for r in rows if r["data.pred_len"] == 24]
+    assert sorted(r["model.name"] for r in per_horizon) == ["dlinear", "itransformer", "itransformer + normlin",
+                                                            "olinear"]
 
 
 def test_cells_mean_sample_std_filling_and_verdict():

@@ -33,6 +33,7 @@ class Unit:
     seed: int | None = None
     point: tuple[tuple[str, str], ...] = ()  # the grid values that make this unit (for its readable id)
     tables: tuple[str, ...] = field(default=(), compare=False)
+    label: str | None = field(default=None, compare=False)  # its run group's name in the table column, if set
 
     @property
     def group(self) -> str:
@@ -111,7 +112,8 @@ def table_units(manifest: DictConfig, table: str, protocol: str) -> list[Unit]:
             named = tuple(sorted(tuple(o.split("=", 1)) for o in own if "=" in o))
             for seed in planned_seeds(manifest, table, protocol):
                 units.append(Unit(manifest.paper, protocol, RUN, group.experiment,
-                                  (*own, *proto.get("overrides", [])), int(seed), named, (table,)))
+                                  (*own, *proto.get("overrides", [])), int(seed), named, (table,),
+                                  group.get("label")))
     return units
 
 

@@ -98,7 +98,8 @@ def build_rows(manifest: DictConfig, table: str, protocol: str, records: dict[st
     cells: dict[tuple, dict[str, dict[int, float]]] = {}
     units: dict[tuple, list[Unit]] = defaultdict(list)
     for unit in table_units(manifest, table, protocol):
-        key = tuple(labels[unit.group].get(k) for k in keys)
+        # a run group's `label:` names its column (e.g. iTransformer with and without NormLin share model.name)
+        key = tuple(labels[unit.group].get(k) for k in spec.rows) + (unit.label or labels[unit.group].get(spec.column),)
         units[key].append(unit)
         per_metric = cells.setdefault(key, {m: {} for m in metrics})
         record = records.get(unit.uid)
