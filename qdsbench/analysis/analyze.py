@@ -328,33 +328,3 @@ def analyze(run_dir: str | Path, out_dir: str | Path | None = None, split: str =
             print(f"qdsbench-analyze: W&B logging failed ({type(err).__name__}: {err}); files are in {out}",
                   file=sys.stderr)
     return out
-
-
-def _hydra_entry(cfg) -> None:
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
-
-    overrides = OmegaConf.to_container(cfg.overrides) if cfg.get("overrides") else None
-    out = analyze(cfg.run_dir, HydraConfig.get().runtime.output_dir, cfg.split, int(cfg.max_samples),
-                  float(cfg.epsilon), cfg.get("ckpt_path"), bool(cfg.wandb), cfg.get("seed"), overrides)
-    print(f"analysis written to {out}")
-
-
-def main() -> None:
-    """Hydra entry; a bare directory argument is accepted as ``run_dir=<dir>``."""
-    import hydra
-
-    from qdsbench.cli.errors import exit_on_user_error
-    from qdsbench.config import config_dir
-
-    sys.argv = [sys.argv[0], *[a if "=" in a or a.startswith("-") else f"run_dir={a}" for a in sys.argv[1:]]]
-
-    @hydra.main(version_base="1.3", config_path=config_dir(), config_name="analyze")
-    def entry(cfg) -> None:
-        exit_on_user_error(lambda: _hydra_entry(cfg))
-
-    entry()
-
-
-if __name__ == "__main__":
-    main()

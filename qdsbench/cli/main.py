@@ -15,7 +15,7 @@ from pathlib import Path
 VERBS = {
     "train": ("qdsbench.cli.train:main", "fit, then test on the best checkpoint (Hydra overrides: attention=qr ...)"),
     "eval": ("qdsbench.cli.eval:main", "evaluate a finished run's checkpoint (run_dir=... [data=...])"),
-    "analyze": ("qdsbench.analysis.analyze:main", "attention sinks / diagonals / oversmoothing of a run (run_dir=...)"),
+    "analyze": ("qdsbench.cli.analyze:main", "attention sinks / diagonals / oversmoothing of a run (run_dir=...)"),
     "convert": ("qdsbench.convert:main", "zero-shot conversion of a trained model's attention to another backend"),
     "eval-longctx": ("qdsbench.cli.eval_longctx:main", "long-context evaluation: sparse / Delta prefill on RULER"),
     "reproduce": ("qdsbench.campaign.cli:main", "a paper's campaign: --plan, --hours H, --tables-only, --commands"),
