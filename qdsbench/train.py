@@ -18,7 +18,9 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from qdsbench import console
 from qdsbench.builders import build_callbacks, build_datamodule, build_loggers, build_task
+from qdsbench.callbacks import FitLogInterval, progress_bar
 from qdsbench.checkpoint_io import AtomicCheckpointIO
 from qdsbench.resume import LAST_CHECKPOINT, checkpoint_step, resolve_resume, truncate_history
 from qdsbench.runrecord import NullRecord, RunRecord, RunRecordLogger, lock_run_dir
@@ -94,6 +96,32 @@ def _snapshot_config(cfg: DictConfig, run_dir: Path) -> None:
         OmegaConf.save(cfg, path)
 
 
+def _setup_console(cfg: DictConfig, run_dir: Path) -> None:
+    """Lightning's log records through Hydra's handlers (console and train.log, once each), warnings too under
+    Hydra, and the config tree at start (``extras.print_config``, also written to ``<run dir>/config_tree.log``)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    console.silence_known_warnings()  # again: pytest, for one, resets the filters qdsbench's import set
+    console.route_lightning_logs()
+    if HydraConfig.initialized():
+        console.capture_warnings()
+    extras = cfg.get("extras") or {}
+    if extras.get("print_config", False) and rank_zero_only.rank == 0:
+        console.print_config_tree(cfg, save_to=run_dir / "config_tree.log")
+
+
+def _callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    """The configured callbacks, plus FitLogInterval, plus qdsbench's progress bar (a rich bar on a terminal, one line
+    per epoch otherwise) where Lightning would add its default TQDM bar."""
+    from lightning.pytorch.callbacks import ProgressBar
+
+    callbacks = [*build_callbacks(cfg), FitLogInterval()]
+    wants_bar = cfg.get("trainer") is None or cfg.trainer.get("enable_progress_bar", True) is not False
+    if wants_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
+        callbacks.append(progress_bar())
+    return callbacks
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     validate(cfg)
     record, _ = _open_record(cfg)
@@ -101,6 +129,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     _snapshot_config(cfg, run_dir)
     started = time.time()
     try:
+        _setup_console(cfg, run_dir)
         seed_and_threads(cfg)
         datamodule = build_datamodule(cfg)
         datamodule.prepare_data()  # a missing dataset fails here, before any model is built
@@ -108,7 +137,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         _check_static_attention(task, datamodule, record, stop=bool(cfg.get("check_attention", True)))
         loggers = build_loggers(cfg)
         trainer: pl.Trainer = instantiate(
-            cfg.trainer, callbacks=build_callbacks(cfg), logger=[RunRecordLogger(run_dir), *loggers],
+            cfg.trainer, callbacks=_callbacks(cfg), logger=[RunRecordLogger(run_dir), *loggers],
             plugins=[AtomicCheckpointIO()],
         )
         wandb_ids = [lg.version for lg in loggers if isinstance(lg, WandbLogger)]
