@@ -52,6 +52,10 @@ def load_task(run_dir: str | Path, ckpt_path: str | None = None, overrides: dict
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
+    from qdsbench import console
+
+    console.silence_known_warnings()
+    console.route_lightning_logs()  # Lightning's records through Hydra's handlers: printed once, kept in the log
     if cfg.split not in SPLITS:
         raise ValueError(f"split={cfg.split} is not valid; valid choices: {', '.join(SPLITS)}")
     run_dir = Path(cfg.run_dir)
