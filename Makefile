@@ -14,7 +14,7 @@ export WANDB_CONSOLE ?= off
 DATA ?= $(or $(QDSBENCH_DATA),data)
 ARGS ?=
 
-.PHONY: help install run test test-full lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear reproduce-monarch bench-monarch bench-qontot qds-expressivity reproduce-analysis reproduce-delta bench-sparse report dashboard reproduce-paper plan tables data-link browser-deps
+.PHONY: help install run test test-full lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear reproduce-monarch bench-monarch bench-qontot qds-expressivity reproduce-analysis reproduce-delta bench-sparse report dashboard reproduce-paper plan tables data-link browser-deps slurm-up slurm-down test-slurm
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -37,7 +37,7 @@ run: data-mnist ## install, then train the default experiment (stripe ViT, softm
 	$(VENV)/bin/qdsbench-train experiment=mnist_vit_stripes paths.data_dir=$(DATA) $(ARGS)
 
 test: install ## install, then the fast test suite
-	$(PY) -m pytest -m "not slow" -q $(ARGS)
+	$(PY) -m pytest -m "not slow and not slurm" -q $(ARGS)
 
 test-full: install ## every test, slow ones included
 	$(PY) -m pytest -q $(ARGS)
@@ -126,6 +126,15 @@ browser-deps: ## Debian Chromium for the browser test (apt-get, only when /usr/b
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 	  || echo "browser-deps: could not install chromium (not root?); the browser test will be skipped"
 	@test -x /usr/bin/chromium && echo "browser-deps: $$(/usr/bin/chromium --version 2>/dev/null)" || true
+
+slurm-up: ## single-node Slurm on this machine (root: apt-get slurm-wlm munge if missing; munged, slurmctld, slurmd)
+	scripts/slurm_cluster.sh up
+
+slurm-down: ## stop the daemons that slurm-up started
+	scripts/slurm_cluster.sh down
+
+test-slurm: install ## the Slurm test (2 x 2 sweep, one job requeued) on the cluster of `make slurm-up`
+	$(PY) -m pytest -m slurm -q $(ARGS)
 
 clean-logs: ## remove logs/ (run records)
 	rm -rf logs
