@@ -100,8 +100,22 @@ def check_keys(conf_dir: Path, config_name: str, overrides: list[str]) -> None:
         GlobalHydra.instance().clear()
 
 
+MODE_FLAGS = {"-m": "-m", "--multirun": "-m", "--cfg": "--cfg", "-c": "--cfg", "--info": "--info", "-i": "--info",
+              "--shell-completion": "--shell-completion", "-sc": "--shell-completion", "--run": "--run", "-r": "--run"}
+
+
+def check_modes(argv: list[str]) -> None:
+    """Hydra takes one of -m / --cfg / --info / --shell-completion / --run (else a traceback)."""
+    given = list(dict.fromkeys(MODE_FLAGS[t] for t in argv if t in MODE_FLAGS))
+    if len(given) > 1:
+        hint = " (--cfg job prints one job's config: drop -m and give single values)" if "-m" in given else ""
+        raise PreflightError(f"{' and '.join(given)} cannot be combined; give one of -m, --cfg, --info, "
+                             f"--shell-completion, --run{hint}")
+
+
 def preflight(conf_dir: str | Path, config_name: str, argv: list[str]) -> None:
     conf_dir = Path(conf_dir)
+    check_modes(argv)
     overrides, multirun = split_overrides(argv)
     check_group_values(conf_dir, overrides)
     if not multirun and not any("," in o.split("=", 1)[-1] and "glob(" not in o for o in overrides):
