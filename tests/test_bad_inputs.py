@@ -3,7 +3,6 @@ valid choices) and loses or corrupts nothing that was already written."""
 
 import errno
 import json
-import shutil
 
 import pytest
 import torch
@@ -205,13 +204,15 @@ def test_disk_full_keeps_the_previous_file_intact(tmp_path, monkeypatch):
 
 
 def test_results_directory_untouched_by_a_failed_run(make_cfg, tmp_path):
+    # The run writes into the directory that already holds a results file (paths.output_dir = tmp_path / "results"),
+    # so the failed run really reaches it: its failed record lands beside the file, which stays byte for byte.
     results = tmp_path / "results"
     results.mkdir()
     (results / "table.md").write_text("| a |\n")
-    with pytest.raises(ValueError):
-        train(make_cfg("data.val_size=100000"))
+    with pytest.raises(ValueError, match="val_size=100000"):
+        train(make_cfg("data.val_size=100000", run_name="results"))
+    assert RunRecord.load(results).payload["status"] == "failed"
     assert (results / "table.md").read_text() == "| a |\n"
-    shutil.rmtree(results)
 
 
 def test_fault_injection_rejects_unknown_signal():
