@@ -7,7 +7,7 @@ hypothesis draws the shapes, dtype, options, seed, magnitude and a few degenerat
 queries). Properties: shapes, dtype and finiteness (also for scores scaled up to 30x), masks (masked keys get zero
 weight and do not influence the output), row-stochastic / doubly stochastic matrices, permutation equivariance, and
 torch's ``F.scaled_dot_product_attention`` (float64) as an independent reference where a backend must equal it.
-Known bugs are pinned by minimal strict-xfail tests at the end; the strategies skip exactly those inputs.
+Bugs found here and fixed keep their minimal failing inputs as regression tests at the end.
 """
 
 from __future__ import annotations
@@ -52,8 +52,7 @@ def _sigmoid(draw, stable=False, causal=None):
 
 def _normsoftmax(draw, stable=False, causal=None):
     causal = draw(st.booleans()) if causal is None else causal
-    # N = 1 without a mask (non-causal) is a NaN bug: see test_bug_normsoftmax_single_key_without_mask.
-    n = draw(st.integers(1 if causal else 2, N_MAX))
+    n = draw(st.integers(1, N_MAX))  # N = 1 without a mask: test_bug_normsoftmax_single_key_without_mask
     return n, causal, {"max_temperature": draw(st.none() | st.sampled_from([0.5, 8.0]))}
 
 
@@ -72,8 +71,7 @@ def _qontot(draw, stable=False, causal=None, pad=None):
     size = 2**nq
     pad = draw(st.booleans()) if pad is None else pad
     inject = draw(st.sampled_from(INJECTIONS))
-    # inject=standardized on a 1 x 1 score matrix is a NaN bug: see test_bug_qontot_standardized_single_token.
-    n = draw(st.integers(2 if inject == "standardized" else 1, size)) if pad else size
+    n = draw(st.integers(1, size)) if pad else size  # N = 1: test_bug_qontot_standardized_single_token
     # the brick-wall ansatz needs n_data_qubits + n_aux_qubits >= 2 (checked at the first call, not by create)
     options = {"n_data_qubits": nq, "n_aux_qubits": draw(st.integers(max(0, 2 - nq), 2)),
                "layers": draw(st.integers(1, 2)),
@@ -86,8 +84,7 @@ def _qontot(draw, stable=False, causal=None, pad=None):
 
 def _monarch(draw, stable=False, causal=None):
     n = draw(st.integers(1, N_MAX))
-    # num_steps >= 2 gives NaN for large scores: see test_bug_monarch_steps_nan_for_large_scores.
-    steps = 1 if stable else draw(st.integers(1, 3))
+    steps = draw(st.integers(1, 3))  # large scores with num_steps >= 2: test_bug_monarch_steps_nan_for_large_scores
     return n, False, {"block_size": draw(st.none() | st.integers(1, n)), "num_steps": steps,
                       "pad": draw(st.sampled_from(["pre", "post"]))}
 
@@ -324,14 +321,10 @@ def test_cross_attention_shapes(name, data):
 MASKED = names(lambda s: s.mask != "none")
 
 
-def _qontot_unpadded(draw, stable=False, causal=None):
-    return _qontot(draw, pad=False)
-
-
-# qontot with pad=true and a mask (or with zero scores) can leave a query an all-zero row:
-# test_bug_qontot_zero_row_after_masking. Mask tests draw it unpadded and without zero queries.
-MASK_CONFIGS = {"qontot": _qontot_unpadded}
-MASK_STRUCTURES = {"qontot": ("randn", "equal_keys")}
+# qontot with pad=true and a mask (or with zero scores) could leave a query an all-zero row:
+# test_bug_qontot_zero_row_after_masking.
+MASK_CONFIGS: dict[str, Config] = {}
+MASK_STRUCTURES: dict[str, tuple[str, ...]] = {}
 
 
 @pytest.mark.parametrize("name", MASKED)
@@ -374,13 +367,9 @@ def test_values_at_masked_keys_do_not_change_the_output(name, data):
     close(backend(q, k, v2, mask=mask), backend(q, k, v, mask=mask), case.tol(), "v at masked keys")
 
 
-def _qr_noiseless(draw, stable=False, causal=None):
-    n, causal, options = _qr(draw)
-    return n, causal, {**options, "noise": 0.0}  # noise > 0 leaks: see test_bug_qr_noise_scale_sees_masked_keys
-
-
-# qontot is left out: masked keys' scores enter its circuit angles (test_bug_qontot_masked_keys_change_the_output)
-KEYS_INERT = [name for name in MASKED if name != "qontot"]
+# qr noise > 0 (test_bug_qr_noise_scale_sees_masked_keys) and qontot's angles
+# (test_bug_qontot_masked_keys_change_the_output) used to see the masked keys
+KEYS_INERT = MASKED
 
 
 @pytest.mark.parametrize("name", KEYS_INERT)
@@ -388,7 +377,7 @@ KEYS_INERT = [name for name in MASKED if name != "qontot"]
 @given(data=st.data())
 def test_keys_at_masked_positions_do_not_change_the_output(name, data):
     """A padded key must not influence anything: neither its weight (zero) nor the other keys' weights."""
-    case = data.draw(cases(name, config=_qr_noiseless if name == "qr" else None))
+    case = data.draw(cases(name))
     mask = data.draw(key_padding(case))
     q, k, v = case.qkv()
     backend = case.backend()
@@ -576,19 +565,15 @@ def test_equals_torch_sdpa_reference(name, data):
     close(out, expected, case.tol(), "vs F.sdpa")
 
 
-# --- known bugs: minimal failing inputs ----------------------------------------------------------------------------
+# --- fixed bugs: their minimal failing inputs, kept as regression tests --------------------------------------------
 
 @pytest.mark.parametrize("name", ["normsoftmax_std", "normsoftmax_var"])
-@pytest.mark.xfail(strict=True, reason="normsoftmax: with one key and no mask the row statistic is torch's unbiased "
-                   "std/var of a single score (NaN), so the whole output is NaN; the masked path handles count 1")
 def test_bug_normsoftmax_single_key_without_mask(name):
     q = k = v = torch.ones(1, 1, 1, 1, dtype=torch.float64)
     out = attention.create(name)(q, k, v)
     torch.testing.assert_close(out, v)  # one key: its weight is 1 (got NaN)
 
 
-@pytest.mark.xfail(strict=True, reason="monarch num_steps >= 2: c = L.sum(-2) underflows to 0 for large scores and "
-                   "the next R-step divides by it (0/0 -> NaN), although block_size=1 is exact softmax")
 @pytest.mark.parametrize("dtype,x", [(torch.float32, 10.0), (torch.float64, 20.0)])
 def test_bug_monarch_steps_nan_for_large_scores(dtype, x):
     q = torch.tensor([[x], [x]], dtype=dtype)[None, None]
@@ -598,16 +583,12 @@ def test_bug_monarch_steps_nan_for_large_scores(dtype, x):
     torch.testing.assert_close(attention.create("monarch", block_size=1, num_steps=2)(q, k, v), expected)
 
 
-@pytest.mark.xfail(strict=True, reason="qontot inject=standardized: the per-matrix std of a 1 x 1 score matrix is "
-                   "NaN (unbiased), clamp_min keeps NaN, so N=1 (pad=true) gives a NaN output")
 def test_bug_qontot_standardized_single_token():
     q = k = v = torch.ones(1, 1, 1, 1, dtype=torch.float64)
     backend = attention.create("qontot", n_data_qubits=1, n_aux_qubits=1, layers=1, pad=True, inject="standardized")
     torch.testing.assert_close(backend(q, k, v), v)
 
 
-@pytest.mark.xfail(strict=True, reason="qontot: masked keys' scores still enter the circuit angles theta * vec(S), "
-                   "so k at a masked key changes the weights of the kept keys (0.11 change in the output here)")
 def test_bug_qontot_masked_keys_change_the_output():
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(1, 1, 4, 2, generator=g, dtype=torch.float64) for _ in range(3))
@@ -618,9 +599,6 @@ def test_bug_qontot_masked_keys_change_the_output():
     torch.testing.assert_close(backend(q, k2, v, mask=mask), backend(q, k, v, mask=mask))
 
 
-@pytest.mark.xfail(strict=True, reason="qr: the rank-deficiency noise is scaled by ||S||_F over all scores, masked "
-                   "keys included, so a padded key moves the valid block; with dtype=float32 (N_valid > d) by 0.06, "
-                   "with float64 by ~4e-6 for this input")
 def test_bug_qr_noise_scale_sees_masked_keys():
     q = torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 1, 4, 1)
     k = torch.tensor([1.0, -1.0, 2.0, 0.5]).view(1, 1, 4, 1)
@@ -632,10 +610,6 @@ def test_bug_qr_noise_scale_sees_masked_keys():
     torch.testing.assert_close(backend(q, k2, v, mask=mask), backend(q, k, v, mask=mask))
 
 
-@pytest.mark.xfail(strict=True, reason="qontot: masking renormalises each row over the kept keys, but the circuit can "
-                   "put all of a row's mass on masked (and padded) keys: the row stays all zero (0 / 1e-12) and its "
-                   "output is 0, not a convex combination of the kept values (documented: 'keep it row-stochastic'); "
-                   "with pad=true and a key mask this hit 10% of random matrices")
 @pytest.mark.parametrize("pad,q_value", [(True, 1.0), (False, 0.0)])
 def test_bug_qontot_zero_row_after_masking(pad, q_value):
     # pad: N=2 padded to 4 with one layer and no aux qubit: the cropped P is exactly I for any input.

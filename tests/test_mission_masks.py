@@ -13,10 +13,9 @@ from qdsbench import attention
 
 OPTIONS = {"sinkhorn": {"n_iter": 21}, "qontot": {"n_aux_qubits": 1, "layers": 2, "dtype": "complex128"},
            "monarch": {"block_size": 3}, "performer": {"redraw": False}, "normlin": {"num_tokens": 8}}
-# Known defects, pinned first by tests/test_attention_properties.py (test_bug_qontot_masked_keys_change_the_output,
-# test_bug_qr_noise_scale_sees_masked_keys): strict xfails here too, so a fix shows up in both places.
-KNOWN = {"qontot": "masked keys' scores still enter the circuit angles theta * vec(S)",
-         "qr": "the rank-deficiency noise is scaled by ||S||_F over all scores, masked keys included"}
+# qontot (masked scores in the circuit angles) and qr (noise scaled by ||S||_F with the masked scores) failed this
+# until fixed; their minimal inputs are test_bug_qontot_masked_keys_change_the_output and
+# test_bug_qr_noise_scale_sees_masked_keys in tests/test_attention_properties.py.
 
 
 def qkv(n=8, d=16, seed=0, b=2, h=2):
@@ -53,8 +52,7 @@ def takes_key_padding(name: str) -> bool:
     return True
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KNOWN[n])) if n in KNOWN
-                                  else n for n in attention.available()])
+@pytest.mark.parametrize("name", attention.available())
 def test_padded_keys_do_not_change_the_valid_outputs(name):
     if not takes_key_padding(name):
         pytest.skip(f"{name} refuses attention masks")

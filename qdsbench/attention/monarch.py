@@ -62,19 +62,34 @@ class MonarchAttention(AttentionBackend):
         key_bias = torch.zeros(m, b, dtype=q.dtype, device=q.device).masked_fill(~valid, float("-inf"))
         query_mask = valid.T.to(q.dtype)[:, :, None]  # (b, M', 1)
         alpha_r, c = qb, torch.ones(qb.shape[:-1], dtype=q.dtype, device=q.device)
+        alpha_safe, tiny = None, torch.finfo(q.dtype).tiny
         for step in range(self.num_steps):
-            logits = s * torch.einsum("...mid,...mjd->...mij", alpha_r, kb) / c[..., None] + key_bias[:, None, :]
+            if alpha_safe is None:
+                logits = s * torch.einsum("...mid,...mjd->...mij", alpha_r, kb) / c[..., None] + key_bias[:, None, :]
+            else:  # where c underflowed, alpha_r / c from its log-domain form (see below)
+                ok = (c >= tiny)[..., None]
+                logits = torch.where(
+                    ok, s * torch.einsum("...mid,...mjd->...mij", alpha_r, kb) / torch.where(ok, c[..., None], 1.0),
+                    s * torch.einsum("...mid,...mjd->...mij", alpha_safe, kb)) + key_bias[:, None, :]
             r = torch.softmax(logits, dim=-1)  # (B,H,M,b,b)
             alpha_l = s * torch.einsum("...mij,...mjd->...imd", r, kb)  # (B,H,b,M,d)
             # sum_j r log r. Padded (or underflowed) keys have r == 0 exactly: xlogy's value there is 0, but its
             # derivative log(r) + 1 is -inf, and softmax's backward turns 0 * -inf into NaN. Feeding log a 1 where
             # r == 0 keeps the value bit for bit (xlogy(0, y) == 0) and gives those entries a zero gradient.
             neg_entropy = torch.special.xlogy(r, torch.where(r > 0, r, 1.0)).sum(-1).transpose(-1, -2)  # (B,H,b,M)
-            l_mat = torch.softmax(torch.einsum("...ipd,...imd->...ipm", qt, alpha_l) - neg_entropy[..., None, :], -1)
+            z = torch.einsum("...ipd,...imd->...ipm", qt, alpha_l) - neg_entropy[..., None, :]
+            l_mat = torch.softmax(z, -1)
             l_mat = l_mat * query_mask  # padded queries contribute nothing
             if step < self.num_steps - 1:
                 c = l_mat.sum(-2).transpose(-1, -2)
                 alpha_r = torch.einsum("...ipm,...ipd->...imd", l_mat, qt).transpose(-2, -3)
+                # The R-step needs alpha_r / c, the L-weighted mean of the queries. For large scores a column of L
+                # can underflow (c == 0, 0 / 0 = NaN) or leave c subnormal: there the same mean is taken with the
+                # weights softmax over m' of log L = log_softmax(z) (padded queries -inf), which cannot underflow.
+                alpha_safe = None
+                if bool((c < tiny).any()):
+                    log_l = torch.log_softmax(z, -1).masked_fill(query_mask == 0, float("-inf"))
+                    alpha_safe = torch.einsum("...ipm,...ipd->...imd", torch.softmax(log_l, -2), qt).transpose(-2, -3)
         return r, l_mat, (b, m, extra)
 
     def _strip(self, x: torch.Tensor, n: int, extra: int, dim: int = -2) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 As in the eurekaMoments reference: S = q k^T unscaled (so ``scale`` defaults to 1), the row variance or standard
 deviation is torch's default (unbiased) over each query's valid keys, and the temperature is capped at sqrt(d).
+A row with a single (valid) key has spread 0, so its temperature is the floor ``eps`` and its one weight is 1.
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ class _NormSoftmax(MatrixAttention):
     def normalize(self, scores, mask=None):
         cap = self.max_temperature or (self._head_dim or scores.shape[-1]) ** 0.5
         if mask is None:
-            spread = scores.var(dim=-1, keepdim=True) if self.statistic == "var" else scores.std(dim=-1, keepdim=True)
+            # one key: the masked path's divisor max(count - 1, 1) gives spread 0 (not torch's NaN); as there, only
+            # the floor eps is left and the single key gets weight 1
+            correction = 1 if scores.shape[-1] > 1 else 0
+            spread = (scores.var(dim=-1, keepdim=True, correction=correction) if self.statistic == "var"
+                      else scores.std(dim=-1, keepdim=True, correction=correction))
         else:
             valid = mask.expand_as(scores).to(scores.dtype)
             count = valid.sum(-1, keepdim=True)

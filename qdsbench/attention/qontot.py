@@ -8,6 +8,13 @@ scores (gradient into S), full (also into theta, a trainable parameter); gradien
 through the circuit (``simulator.dsm``: memory of one unitary per matrix, not one per gate). ``shots`` > 0
 estimates P with Aer. ``max_chunk_bytes`` caps the unitaries simulated at once; on CPU the simulator uses at most
 ``simulator.CPU_CHUNK_BYTES`` (1 MB: smaller chunks stay in cache and were faster, see results/bench/qontot.md).
+
+Masks and padding (N < 2^q_d with ``pad``): masked scores enter the angles as 0, exactly like the padded ones, so
+a masked key changes nothing; inject=standardized then takes its mean and (unbiased) std over the kept scores only,
+and a single score has std 1 (no scaling). The crop to the N tokens and the masked entries set to 0 break double
+stochasticity, so each row is renormalised over its kept keys (row-stochastic); a row whose kept keys all got
+weight 0 (the circuit put its mass on masked or padded keys) becomes uniform over its kept keys, the limit of
+renormalising P + eps as eps -> 0; a row that keeps no key stays 0.
 """
 
 from __future__ import annotations
@@ -133,9 +140,22 @@ class QontOTAttention(MatrixAttention):
 
     def normalize(self, scores, mask=None):
         n_tokens = scores.shape[-1]
+        out_dtype = scores.dtype
+        keep = None if mask is None else mask.expand_as(scores)
         if self.inject == "standardized":  # per matrix, over its N x N scores (before any padding)
-            mean = scores.mean(dim=(-2, -1), keepdim=True)
-            scores = (scores - mean) / scores.std(dim=(-2, -1), keepdim=True).clamp_min(1e-6)
+            if keep is None:
+                mean = scores.mean(dim=(-2, -1), keepdim=True)
+                # one score: no spread to divide by (torch's unbiased std is NaN): std 1, no scaling
+                std = scores.std(dim=(-2, -1), keepdim=True) if n_tokens > 1 else torch.ones_like(mean)
+            else:  # over the kept scores only (unbiased; std 1 when a matrix keeps a single score)
+                weight = keep.to(scores.dtype)
+                count = weight.sum(dim=(-2, -1), keepdim=True)
+                mean = (scores * weight).sum(dim=(-2, -1), keepdim=True) / count.clamp_min(1)
+                var = (((scores - mean) * weight) ** 2).sum(dim=(-2, -1), keepdim=True) / (count - 1).clamp_min(1)
+                std = torch.where(count > 1, var, 1.0).sqrt()
+            scores = (scores - mean) / std.clamp_min(1e-6)
+        if keep is not None:  # masked scores must not reach the angles: they enter as 0, like padding
+            scores = scores.masked_fill(~keep, 0.0)
         padded = self._padded(scores)
         batch_shape = padded.shape[:-2]
         real = torch.float64 if self.complex_dtype == torch.complex128 else torch.float32
@@ -150,7 +170,13 @@ class QontOTAttention(MatrixAttention):
         if n_tokens != self.size or mask is not None:
             # Padding or masking breaks double stochasticity of the crop: keep it row-stochastic (documented).
             p = p[..., :n_tokens, :n_tokens]
-            if mask is not None:
-                p = p.masked_fill(~mask.expand_as(p), 0.0)
-            p = p / p.sum(-1, keepdim=True).clamp_min(1e-12)
-        return p.to(scores.dtype)
+            if keep is not None:
+                p = p.masked_fill(~keep, 0.0)
+            total = p.sum(-1, keepdim=True)
+            p = p / torch.where(total > 0, total, 1.0)
+            # a row left with no mass on its kept keys: uniform over them (the limit of P + eps before
+            # renormalising); a row that keeps no key stays zero
+            kept = torch.ones_like(p) if keep is None else keep.to(p.dtype)
+            uniform = kept / kept.sum(-1, keepdim=True).clamp_min(1)
+            p = torch.where(total > 0, p, uniform)
+        return p.to(out_dtype)

@@ -2,8 +2,9 @@
 
 The square of a real orthogonal matrix is orthostochastic, hence exactly doubly stochastic; P is invariant to
 the scale of S and to the signs QR picks. Rank-deficient scores get a fixed tiny perturbation (a seeded
-pseudo-random matrix times ``noise`` x ||S||_F / n, so the result is deterministic); the paper's N(0, 1e-7)
-leaves std vs variance open: we read it as a relative std. Padding (a mask) is handled exactly: masked rows and
+pseudo-random matrix times ``noise`` x ||S||_F / n, so the result is deterministic; with a mask, the RMS of the
+valid block ||S_valid||_F / n_valid, so padded scores do not move it); the paper's N(0, 1e-7) leaves std vs variance
+open: we read it as a relative std. Padding (a mask) is handled exactly: masked rows and
 columns are replaced by the identity, which Gram-Schmidt leaves untouched, so the valid block of P is itself
 doubly stochastic.
 
@@ -84,13 +85,18 @@ class QRAttention(MatrixAttention):
         tests compare against and scripts/bench_attention.py times as qr(old)."""
         n = scores.shape[-1]
         s = scores.to(self.dtype)
-        if self.noise > 0:
-            scale = s.detach().flatten(-2).norm(dim=-1)[..., None, None] / n
-            s = s + self.noise * scale.clamp_min(1e-12) * fixed_noise(n, s.dtype, s.device)
         pair = None
         if mask is not None:
             valid = mask.expand_as(scores).any(-2)
             pair = valid[..., :, None] & valid[..., None, :]
+        if self.noise > 0:
+            if pair is None:
+                scale = s.detach().flatten(-2).norm(dim=-1)[..., None, None] / n
+            else:  # the RMS of the valid block only
+                count = valid.sum(-1)[..., None, None].clamp_min(1).to(s.dtype)
+                scale = torch.where(pair, s.detach(), 0.0).flatten(-2).norm(dim=-1)[..., None, None] / count
+            s = s + self.noise * scale.clamp_min(1e-12) * fixed_noise(n, s.dtype, s.device)
+        if pair is not None:
             s = torch.where(pair, s, torch.zeros_like(s)) + torch.diag_embed((~valid).to(s.dtype))
         u, _ = torch.linalg.qr(s)
         p = u.square()
@@ -103,16 +109,21 @@ class QRAttention(MatrixAttention):
             raise ValueError(f"qr attention needs square score matrices, got {tuple(scores.shape[-2:])}")
         n = scores.shape[-1]
         s = scores.to(self.dtype)
+        if mask is not None:  # key padding: the valid tokens form a block, the rest becomes the identity
+            valid = mask.expand_as(scores).any(-2)
+            pair = valid[..., :, None] & valid[..., None, :]
         if self.noise > 0:
-            norm = torch.linalg.vector_norm(s.detach(), dim=(-2, -1), keepdim=True)
-            scale = (norm / n).clamp_min(1e-12) * self.noise
+            if mask is None:
+                norm = torch.linalg.vector_norm(s.detach(), dim=(-2, -1), keepdim=True)
+                scale = (norm / n).clamp_min(1e-12) * self.noise
+            else:  # ||S_valid||_F / N_valid: the RMS of the valid block, blind to the padded scores
+                norm = torch.linalg.vector_norm(torch.where(pair, s.detach(), 0.0), dim=(-2, -1), keepdim=True)
+                count = valid.sum(-1)[..., None, None].clamp_min(1).to(s.dtype)
+                scale = (norm / count).clamp_min(1e-12) * self.noise
             noise = _cached_noise(n, s.dtype, s.device)
             # in place only on the fresh copy .to() made (never on the caller's tensor)
             s = s.addcmul(scale, noise) if s is scores else s.addcmul_(scale, noise)
         if mask is None:
             return SquaredQ.apply(s, scores.dtype)
-        # key padding: the valid tokens form a block, the rest becomes the identity
-        valid = mask.expand_as(scores).any(-2)
-        pair = valid[..., :, None] & valid[..., None, :]
         s = torch.where(pair, s, torch.zeros_like(s)) + torch.diag_embed((~valid).to(s.dtype))
         return SquaredQ.apply(s, scores.dtype).masked_fill(~pair, 0.0)
