@@ -59,3 +59,10 @@ def test_itransformer_with_normlin_mixes_variates_through_it_in_every_layer():
     x2 = x.clone()
     x2[..., 0] += 5.0  # with A = I, changing variate 0 cannot move the other variates' forecasts
     torch.testing.assert_close(net(x2)[..., 1:], after[..., 1:], atol=1e-5, rtol=1e-5)
+
+
+def test_without_a_token_count_the_error_says_what_to_set():
+    cfg = compose_config(["attention=normlin", "paths.output_dir=/tmp/x"])  # MNIST: no num_variates
+    assert cfg.attention.num_tokens is None
+    with pytest.raises(ValueError, match="set attention.num_tokens=N"):
+        attention.create("normlin", num_tokens=None)

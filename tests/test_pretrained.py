@@ -138,7 +138,8 @@ def test_smollm2_padded_batch_matches_unpadded(smollm2):
 @needs_smollm2
 @pytest.mark.parametrize("name", CAUSAL)
 def test_smollm2_every_causal_backend_plugs_into_every_layer(smollm2, short_prompt, name):
-    smollm2.set_backend(backend_config(name))
+    # normlin mixes a fixed number of tokens: this prompt's
+    smollm2.set_backend(backend_config(name, **({"num_tokens": short_prompt.shape[-1]} if name == "normlin" else {})))
     counter = CallCounter(smollm2.backends())
     try:
         with torch.no_grad():
@@ -231,6 +232,8 @@ def test_minilm_softmax_hook_equals_the_default_attention(minilm):
 @pytest.mark.parametrize("name", attention.available())
 def test_minilm_every_backend_plugs_into_every_layer(minilm, name):
     overrides = {"n_data_qubits": 4, "pad": True} if name == "qontot" else {}  # 2^4 >= the sentence's tokens
+    if name == "normlin":  # a fixed token count: the sentence's
+        overrides = {"num_tokens": len(minilm.tokenizer("A man is playing a guitar.")["input_ids"])}
     minilm.set_backend(backend_config(name, **overrides))
     counter = CallCounter(minilm.backends())
     try:

@@ -19,8 +19,12 @@ from qdsbench.attention.registry import register
 
 @register("normlin")
 class NormLinAttention(MatrixAttention):
-    def __init__(self, num_tokens: int, dropout: float = 0.0, scale: float | None = None, causal: bool = False):
+    def __init__(self, num_tokens: int | None, dropout: float = 0.0, scale: float | None = None,
+                 causal: bool = False):
         super().__init__(scale=scale, causal=causal)
+        if num_tokens is None:
+            raise ValueError("attention backend 'normlin' needs num_tokens, the model's fixed token count (the "
+                             "data has no num_variates): set attention.num_tokens=N")
         if int(num_tokens) < 1:
             raise ValueError(f"attention backend 'normlin': num_tokens must be >= 1, got {num_tokens}")
         self.num_tokens = int(num_tokens)
