@@ -14,8 +14,11 @@ def print_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for section in ("test", "final"):
-        for key, value in sorted(summary.get(section, {}).items()):
+        values = summary.get(section, {})
+        for key, value in sorted(values.items()):
             if section == "final" and key.startswith("test/"):
+                continue
+            if _is_alias(key, values):
                 continue
             table.add_row(f"{section}: {key}" if section == "final" else key, f"{value:.4f}")
     table.add_row("epochs", str(summary.get("epochs")))
@@ -24,3 +27,11 @@ def print_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     console = Console()
     console.print(table)
     console.print(f"run directory: [bold]{run_dir}[/bold]")
+
+
+def _is_alias(key: str, values: dict[str, Any]) -> bool:
+    """Lightning logs a metric with on_step and on_epoch as ``m_step`` and ``m_epoch`` beside ``m``: show ``m`` once."""
+    for suffix in ("_step", "_epoch"):
+        if key.endswith(suffix) and key[: -len(suffix)] in values:
+            return True
+    return False

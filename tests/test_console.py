@@ -136,3 +136,14 @@ def test_conf_local_is_git_ignored_except_its_readme():
 def test_pyproject_license_is_an_spdx_string():
     text = (REPO_ROOT / "pyproject.toml").read_text()
     assert re.search(r'^license = "Apache-2.0"', text, flags=re.M), "project.license is not an SPDX string"
+
+
+def test_run_summary_shows_a_metric_once_not_its_step_and_epoch_aliases(capsys, tmp_path):
+    from qdsbench.summary import print_summary
+
+    summary = {"test": {"test/acc": 0.5}, "final": {"train/loss": 1.25, "train/loss_step": 1.5,
+                                                    "train/loss_epoch": 1.25, "val/acc_epoch": 0.4}}
+    print_summary(tmp_path, summary)
+    out = capsys.readouterr().out
+    assert "final: train/loss " in out and "train/loss_step" not in out and "train/loss_epoch" not in out
+    assert "val/acc_epoch" in out  # no plain val/acc beside it: not an alias
