@@ -43,8 +43,11 @@ class AttentionDiagnostics(pl.Callback):
         from qdsbench.attention.base import MatrixAttention
         from qdsbench.models.backend_attention import attention_layers
 
-        return [(i, layer.backend) for i, layer in enumerate(attention_layers(module))
-                if isinstance(layer.backend, MatrixAttention)]
+        return [
+            (i, layer.backend)
+            for i, layer in enumerate(attention_layers(module))
+            if isinstance(layer.backend, MatrixAttention)
+        ]
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         capture = trainer.global_step % self.every_n_steps == 0
@@ -101,13 +104,17 @@ class _EpochLog:
     def _epoch_ended(self, trainer: pl.Trainer) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
-        self._emit(epoch_line(trainer, time.monotonic() - getattr(self, "_epoch_start", time.monotonic())),
-                   self.console)
+        self._emit(
+            epoch_line(trainer, time.monotonic() - getattr(self, "_epoch_start", time.monotonic())), self.console
+        )
 
     def _tested(self, trainer: pl.Trainer) -> None:
         """The test metrics, for train.log only (the run summary table shows them on the console)."""
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
-                   if k.startswith("test/") and getattr(v, "numel", lambda: 1)() == 1}
+        metrics = {
+            k: float(v)
+            for k, v in trainer.callback_metrics.items()
+            if k.startswith("test/") and getattr(v, "numel", lambda: 1)() == 1
+        }
         if metrics and trainer.is_global_zero:
             self._emit(f"test  {_values(metrics)}", console=False)
 
@@ -213,8 +220,11 @@ class CompactModelSummary(ModelSummary):
     def on_fit_start(self, trainer, pl_module) -> None:
         if not self._max_depth or not trainer.is_global_zero:
             return
-        summary_log.info("model summary (modules with parameters, depth %d)\n%s", self._max_depth,
-                         self.table(self._summary(trainer, pl_module)))
+        summary_log.info(
+            "model summary (modules with parameters, depth %d)\n%s",
+            self._max_depth,
+            self.table(self._summary(trainer, pl_module)),
+        )
 
     @staticmethod
     def table(summary) -> str:
@@ -231,8 +241,7 @@ class CompactModelSummary(ModelSummary):
             columns.append(("FLOPs", []))
         if with_sizes:
             columns += [("In sizes", []), ("Out sizes", [])]
-        for index, (name, kind, params) in enumerate(zip(summary.layer_names, summary.layer_types,
-                                                         summary.param_nums)):
+        for index, (name, kind, params) in enumerate(zip(summary.layer_names, summary.layer_types, summary.param_nums)):
             if not params:
                 continue
             row = [name, kind, count(params)]
@@ -246,14 +255,17 @@ class CompactModelSummary(ModelSummary):
         right = {"Params", "FLOPs"}
 
         def fmt(cells: list[str]) -> str:
-            return "  ".join(c.rjust(w) if t in right else c.ljust(w)
-                             for c, w, (t, _) in zip(cells, widths, columns)).rstrip()
+            return "  ".join(
+                c.rjust(w) if t in right else c.ljust(w) for c, w, (t, _) in zip(cells, widths, columns)
+            ).rstrip()
 
         lines = [fmt([title for title, _ in columns]), "  ".join("-" * w for w in widths)]
         lines += [fmt([cells[i] for _, cells in columns]) for i in range(len(columns[0][1]))]
         frozen = summary.total_parameters - summary.trainable_parameters
-        totals = (f"{count(summary.total_parameters)} parameters ({count(frozen)} frozen), "
-                  f"{summary.model_size:,.3f} MB" + (f", {count(flops)} FLOPs per example batch" if flops else ""))
+        totals = (
+            f"{count(summary.total_parameters)} parameters ({count(frozen)} frozen), "
+            f"{summary.model_size:,.3f} MB" + (f", {count(flops)} FLOPs per example batch" if flops else "")
+        )
         return "\n".join([*lines, totals])
 
 

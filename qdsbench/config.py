@@ -16,8 +16,10 @@ def config_dir() -> str:
     """The repository's top-level ``conf/`` (or ``$QDSBENCH_CONF``)."""
     path = Path(os.environ.get("QDSBENCH_CONF", REPO_ROOT / "conf"))
     if not (path / "train.yaml").is_file():
-        raise SystemExit(f"qdsbench configs not found at {path}; install with `pip install -e .` from a clone "
-                         "or set QDSBENCH_CONF to the conf/ directory")
+        raise SystemExit(
+            f"qdsbench configs not found at {path}; install with `pip install -e .` from a clone "
+            "or set QDSBENCH_CONF to the conf/ directory"
+        )
     return str(path)
 
 

@@ -29,8 +29,12 @@ def silence_known_warnings() -> None:
     """Warnings that only their library can fix, each silenced by its exact message (nothing broader)."""
     # lightning.pytorch.utilities._pytree calls torch's LeafSpec(), which torch >= 2.10 deprecates; the call is
     # Lightning's own (up to 2.6.x), nothing we pass can avoid it, and it is printed once per process.
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
-                            category=FutureWarning, module=r"lightning\.pytorch\.utilities\._pytree")
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        category=FutureWarning,
+        module=r"lightning\.pytorch\.utilities\._pytree",
+    )
     # Lightning's SLURM environment hints "srun is available but not used" whenever srun is on PATH (CI installs
     # Slurm), even for local runs; passing a non-SLURM environment plugin would also switch off torchrun detection.
     warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")
@@ -43,8 +47,9 @@ class ConsoleFormatter(logging.Formatter):
         message = super().format(record)
         if record.levelno == logging.INFO:
             return message
-        source = "" if record.name in ("root", "py.warnings") or record.name.startswith("qdsbench") else \
-            f" [{record.name}]"
+        source = (
+            "" if record.name in ("root", "py.warnings") or record.name.startswith("qdsbench") else f" [{record.name}]"
+        )
         return f"{record.levelname}{source}: {message}"
 
 
@@ -57,8 +62,9 @@ class ConsoleFilter(logging.Filter):
 
 
 def _debugging() -> bool:
-    return logging.getLogger("qdsbench").isEnabledFor(logging.DEBUG) or \
-        logging.getLogger("lightning").isEnabledFor(logging.DEBUG)
+    return logging.getLogger("qdsbench").isEnabledFor(logging.DEBUG) or logging.getLogger("lightning").isEnabledFor(
+        logging.DEBUG
+    )
 
 
 class LightningNoiseFilter(logging.Filter):

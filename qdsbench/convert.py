@@ -41,8 +41,9 @@ class _Recorder:
     def __init__(self, layers):
         self.inputs: list[tuple] = [None] * len(layers)
         self.outputs: list[torch.Tensor] = [None] * len(layers)
-        self.handles = [layer.backend.register_forward_hook(self._hook(i), with_kwargs=True)
-                        for i, layer in enumerate(layers)]
+        self.handles = [
+            layer.backend.register_forward_hook(self._hook(i), with_kwargs=True) for i, layer in enumerate(layers)
+        ]
 
     def _hook(self, index):
         def hook(module, args, kwargs, output):
@@ -62,8 +63,13 @@ def _row_kl(p: torch.Tensor, q: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def convert_and_evaluate(run_dir: str | Path, backend: dict[str, Any], layers: str | list[int] = "all",
-                         max_samples: int | None = None, split: str = "test") -> dict[str, Any]:
+def convert_and_evaluate(
+    run_dir: str | Path,
+    backend: dict[str, Any],
+    layers: str | list[int] = "all",
+    max_samples: int | None = None,
+    split: str = "test",
+) -> dict[str, Any]:
     cfg, task, datamodule, checkpoint = load_task(run_dir)
     task.eval()
     converted = copy.deepcopy(task)
@@ -90,11 +96,16 @@ def convert_and_evaluate(run_dir: str | Path, backend: dict[str, Any], layers: s
             out_a = original_layers[i].backend(*rec_b.inputs[i])  # the original backend on the converted inputs
             out_b = rec_b.outputs[i]
             errors[i].append(float((out_b - out_a).norm() / out_a.norm().clamp_min(1e-12)))
-            if hasattr(converted_layers[i].backend, "attention_matrix") and hasattr(original_layers[i].backend,
-                                                                                   "attention_matrix"):
+            if hasattr(converted_layers[i].backend, "attention_matrix") and hasattr(
+                original_layers[i].backend, "attention_matrix"
+            ):
                 q, k, _ = rec_b.inputs[i]
-                kls[i].append(_row_kl(original_layers[i].backend.attention_matrix(q, k),
-                                      converted_layers[i].backend.attention_matrix(q, k)))
+                kls[i].append(
+                    _row_kl(
+                        original_layers[i].backend.attention_matrix(q, k),
+                        converted_layers[i].backend.attention_matrix(q, k),
+                    )
+                )
         with FlopCounterMode(display=False) as counter:
             for i, layer in enumerate(converted_layers):
                 layer.backend(*rec_b.inputs[i])
@@ -105,14 +116,21 @@ def convert_and_evaluate(run_dir: str | Path, backend: dict[str, Any], layers: s
     analytic = None if any(f is None for f in per_head) else sum(per_head) * heads * seen
     softmax_total = 4 * n * n * d * heads * seen * len(converted_layers)
     return {
-        "run_dir": str(run_dir), "checkpoint": str(checkpoint), "backend": backend, "layers": chosen,
-        "samples": seen, "accuracy": correct["converted"] / seen, "original_accuracy": correct["original"] / seen,
+        "run_dir": str(run_dir),
+        "checkpoint": str(checkpoint),
+        "backend": backend,
+        "layers": chosen,
+        "samples": seen,
+        "accuracy": correct["converted"] / seen,
+        "original_accuracy": correct["original"] / seen,
         "relative_output_error": [sum(e) / len(e) for e in errors],
         "row_kl": [sum(v) / len(v) if v else None for v in kls],
-        "attention_flops_analytic": analytic, "attention_flops_measured": flops_measured,
+        "attention_flops_analytic": analytic,
+        "attention_flops_measured": flops_measured,
         "softmax_attention_flops": softmax_total,
         "flop_ratio_vs_softmax": None if analytic is None else analytic / softmax_total,
-        "sequence_length": n, "time": now_iso(),
+        "sequence_length": n,
+        "time": now_iso(),
     }
 
 
@@ -126,8 +144,9 @@ def _parse_value(text: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="qdsbench-convert", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="qdsbench-convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--backend", required=True)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="backend option")

@@ -70,8 +70,13 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     out_dir = run_dir / "eval"
     out_dir.mkdir(exist_ok=True)
     stamp = now_iso().replace(":", "-")
-    payload = {"checkpoint": str(checkpoint), "split": cfg.split, "overrides": overrides, "metrics": metrics,
-               "time": now_iso()}
+    payload = {
+        "checkpoint": str(checkpoint),
+        "split": cfg.split,
+        "overrides": overrides,
+        "metrics": metrics,
+        "time": now_iso(),
+    }
     atomic_write_json(out_dir / f"{stamp}.json", payload)
     print(json.dumps(payload, indent=2))
     return metrics

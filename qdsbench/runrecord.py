@@ -27,11 +27,32 @@ from omegaconf import DictConfig, OmegaConf
 from qdsbench.atomic import RunRecordWriteError, atomic_write_json, atomic_write_text  # noqa: F401 (re-exported)
 
 RUN_FILE, SUMMARY_FILE, METRICS_FILE = "run.json", "summary.json", "metrics.csv"
-TRACKED_PACKAGES = ("torch", "torchvision", "lightning", "hydra-core", "omegaconf", "timm", "qiskit", "qiskit-aer",
-                    "wandb", "numpy", "qdsbench")
+TRACKED_PACKAGES = (
+    "torch",
+    "torchvision",
+    "lightning",
+    "hydra-core",
+    "omegaconf",
+    "timm",
+    "qiskit",
+    "qiskit-aer",
+    "wandb",
+    "numpy",
+    "qdsbench",
+)
 # Keys that say where or how a run is recorded, not what it computes: left out of the config hash.
-HASH_EXCLUDED_KEYS = ("_command", "_sweep", "paths", "logger", "callbacks", "hydra", "resume", "ckpt_path", "tags",
-                      "extras")
+HASH_EXCLUDED_KEYS = (
+    "_command",
+    "_sweep",
+    "paths",
+    "logger",
+    "callbacks",
+    "hydra",
+    "resume",
+    "ckpt_path",
+    "tags",
+    "extras",
+)
 
 
 def now_iso() -> str:
@@ -72,8 +93,12 @@ def package_versions() -> dict[str, str | None]:
 def device_info() -> dict[str, Any]:
     import torch
 
-    info = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.is_available()}
+    info = {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
     if info["cuda"]:
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -101,8 +126,9 @@ def lock_run_dir(run_dir: Path) -> None:
         handle.seek(0)
         owner = handle.read().strip() or "?"
         handle.close()
-        raise RunDirectoryInUseError(f"run directory {run_dir} is in use by another process (pid {owner}); "
-                                     "nothing was changed there") from None
+        raise RunDirectoryInUseError(
+            f"run directory {run_dir} is in use by another process (pid {owner}); nothing was changed there"
+        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"{os.getpid()}\n")

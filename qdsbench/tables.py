@@ -28,9 +28,16 @@ def fmt(value: Any, digits: int = 3, none: str = "—") -> str:
     return str(value)
 
 
-def markdown_table(rows: Iterable[dict[str, Any]], columns: Sequence[str], labels: dict[str, str] | None = None,
-                   digits: int = 3, *, none: str = "—", cell: Callable[[Any], str] | None = None,
-                   escape_pipes: bool = False) -> str:
+def markdown_table(
+    rows: Iterable[dict[str, Any]],
+    columns: Sequence[str],
+    labels: dict[str, str] | None = None,
+    digits: int = 3,
+    *,
+    none: str = "—",
+    cell: Callable[[Any], str] | None = None,
+    escape_pipes: bool = False,
+) -> str:
     """A GitHub markdown table of ``columns`` (headers renamed by ``labels``).
 
     Cells go through :func:`fmt` (``digits``, ``none``) unless ``cell`` formats them; ``escape_pipes`` writes a
@@ -47,8 +54,7 @@ def markdown_table(rows: Iterable[dict[str, Any]], columns: Sequence[str], label
     return "\n".join(lines)
 
 
-def csv_text(rows: Iterable[dict[str, Any]], fields: Sequence[str] | None = None, *,
-             lineterminator: str = "\n") -> str:
+def csv_text(rows: Iterable[dict[str, Any]], fields: Sequence[str] | None = None, *, lineterminator: str = "\n") -> str:
     """CSV of ``rows``; the columns are ``fields`` or every key in first-seen order."""
     rows = list(rows)
     fields = list(fields) if fields else list(dict.fromkeys(k for r in rows for k in r))
@@ -59,8 +65,9 @@ def csv_text(rows: Iterable[dict[str, Any]], fields: Sequence[str] | None = None
     return buf.getvalue()
 
 
-def write_csv(path: str | Path, rows: Iterable[dict[str, Any]], fields: Sequence[str] | None = None, *,
-              lineterminator: str = "\n") -> Path:
+def write_csv(
+    path: str | Path, rows: Iterable[dict[str, Any]], fields: Sequence[str] | None = None, *, lineterminator: str = "\n"
+) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, csv_text(rows, fields, lineterminator=lineterminator))

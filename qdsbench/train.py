@@ -61,8 +61,12 @@ def _open_record(cfg: DictConfig) -> tuple[RunRecord | NullRecord, Path | None]:
     record = RunRecord.load(resume_dir)
     checkpoint = resume_dir / LAST_CHECKPOINT
     truncate_history(resume_dir, checkpoint_step(checkpoint))
-    record.update(status="running", error=None, end_time=None,
-                  resumed=[*record.payload.get("resumed", []), {"time": time.time(), "from": str(checkpoint)}])
+    record.update(
+        status="running",
+        error=None,
+        end_time=None,
+        resumed=[*record.payload.get("resumed", []), {"time": time.time(), "from": str(checkpoint)}],
+    )
     with open_dict(cfg):
         cfg.paths.output_dir = str(resume_dir)
         cfg.ckpt_path = str(checkpoint)
@@ -72,8 +76,9 @@ def _open_record(cfg: DictConfig) -> tuple[RunRecord | NullRecord, Path | None]:
     return record, resume_dir
 
 
-def _check_static_attention(task: pl.LightningModule, datamodule: pl.LightningDataModule, record,
-                            stop: bool = True) -> None:
+def _check_static_attention(
+    task: pl.LightningModule, datamodule: pl.LightningDataModule, record, stop: bool = True
+) -> None:
     """Static normalisers get P measured on one training batch before any training (and a stop if degenerate)."""
     from qdsbench.attention.health import check_static_attention, static_backends
 
@@ -137,7 +142,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         _check_static_attention(task, datamodule, record, stop=bool(cfg.get("check_attention", True)))
         loggers = build_loggers(cfg)
         trainer: pl.Trainer = instantiate(
-            cfg.trainer, callbacks=_callbacks(cfg), logger=[RunRecordLogger(run_dir), *loggers],
+            cfg.trainer,
+            callbacks=_callbacks(cfg),
+            logger=[RunRecordLogger(run_dir), *loggers],
             plugins=[AtomicCheckpointIO()],
         )
         wandb_ids = [lg.version for lg in loggers if isinstance(lg, WandbLogger)]
@@ -198,6 +205,7 @@ class RunInterrupted(BaseException):
 @contextmanager
 def interrupts_raise():
     """SIGTERM and SIGINT become RunInterrupted while training (Lightning chains to this handler)."""
+
     def handler(signum, _frame):
         raise RunInterrupted(signum)
 

@@ -40,8 +40,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "num_threads": (lambda v: v is None or _positive(v), "null or an integer > 0"),
 }
 
-GROUP_REGISTRIES = {"data": data.DATASETS, "model": models.MODELS, "attention": attention.BACKENDS,
-                    "task": tasks.TASKS}
+GROUP_REGISTRIES = {"data": data.DATASETS, "model": models.MODELS, "attention": attention.BACKENDS, "task": tasks.TASKS}
 
 
 def validate(cfg: DictConfig) -> None:
@@ -58,6 +57,4 @@ def validate(cfg: DictConfig) -> None:
     model = cfg.get("model")
     if model is not None and model.get("embed_dim") and model.get("num_heads"):
         if model.embed_dim % model.num_heads:
-            raise ValueError(
-                f"model.embed_dim={model.embed_dim} is not divisible by model.num_heads={model.num_heads}"
-            )
+            raise ValueError(f"model.embed_dim={model.embed_dim} is not divisible by model.num_heads={model.num_heads}")

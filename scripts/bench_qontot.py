@@ -56,41 +56,77 @@ def dsm_table(m: int, rounds: int, refs: list, old_sample: int) -> list[dict]:
     def old(backward):
         return lambda: peers.old_simulator(angles[:old_sample], Q_D, Q_A, LAYERS, weight, backward)
 
-    fns = {("ours (new)", "fwd"): lambda: torch.no_grad()(backend.dsm_from_angles)(angles),
-           ("ours (new)", "fwd+bwd"): new_fb, ("ours (old, reference)", "fwd"): old(False),
-           ("ours (old, reference)", "fwd+bwd"): old(True), (BOUND, "fwd"): lambda: torch.matmul(x, y, out=z)}
+    fns = {
+        ("ours (new)", "fwd"): lambda: torch.no_grad()(backend.dsm_from_angles)(angles),
+        ("ours (new)", "fwd+bwd"): new_fb,
+        ("ours (old, reference)", "fwd"): old(False),
+        ("ours (old, reference)", "fwd+bwd"): old(True),
+        (BOUND, "fwd"): lambda: torch.matmul(x, y, out=z),
+    }
     # the bound: the circuit's multiply-adds over the matmul's, times the matmul's time
     factor = {BOUND: 96 * 4 * 128 * 128 / 128**3 * m / len(x), "ours (old, reference)": m / old_sample}
     times = {key: tuple(t * factor.get(key[0], 1) for t in v) for key, v in timed(fns, rounds).items()}
     for label, passes, samples in refs:  # per-matrix costs measured once on ``samples`` matrices
         for pass_, (cpu, wall) in passes.items():
             times[(label, pass_)] = (cpu * m / samples, wall * m / samples)
-    return [{"matrices": m, "method": meth, "pass": p, "cpu_ms_per_dsm": round(c / m * 1e3, 4),
-             "wall_ms_per_dsm": round(w / m * 1e3, 4)} for (meth, p), (c, w) in times.items()]
+    return [
+        {
+            "matrices": m,
+            "method": meth,
+            "pass": p,
+            "cpu_ms_per_dsm": round(c / m * 1e3, 4),
+            "wall_ms_per_dsm": round(w / m * 1e3, 4),
+        }
+        for (meth, p), (c, w) in times.items()
+    ]
 
 
 def training_step_table(rounds: int) -> list[dict]:
     g = torch.Generator().manual_seed(0)
     images, labels = torch.randn(100, 1, 28, 28, generator=g), torch.randint(0, 10, (100,), generator=g)
     q = {"name": "qontot", "n_aux_qubits": Q_A, "layers": LAYERS}
-    variants = {"softmax": {"name": "softmax"}, "qontot static (q_a=4, L=16, grad=none)": q,
-                "qontot (q_a=4, L=16, grad=scores)": {**q, "grad": "scores"}}
+    variants = {
+        "softmax": {"name": "softmax"},
+        "qontot static (q_a=4, L=16, grad=none)": q,
+        "qontot (q_a=4, L=16, grad=scores)": {**q, "grad": "scores"},
+    }
     fns = {}
     for label, att in variants.items():
-        net = models.create("vit", attention=att, image_size=28, in_chans=1, num_classes=10, tokenizer="stripes",
-                            num_stripes=7, embed_dim=128, depth=1, num_heads=1, head_dim=64, mlp_ratio=1.0,
-                            qkv_bias=False)
+        net = models.create(
+            "vit",
+            attention=att,
+            image_size=28,
+            in_chans=1,
+            num_classes=10,
+            tokenizer="stripes",
+            num_stripes=7,
+            embed_dim=128,
+            depth=1,
+            num_heads=1,
+            head_dim=64,
+            mlp_ratio=1.0,
+            qkv_bias=False,
+        )
         opt = torch.optim.Adam(net.parameters(), lr=5e-4)
 
         def step(net=net, opt=opt):
             opt.zero_grad()
             torch.nn.functional.cross_entropy(net(images), labels).backward()
             opt.step()
+
         fns[label] = step
     times = timed(fns, rounds)
     soft = times["softmax"][0]
-    return [{"model": "1-layer QDS ViT, batch 100", "attention": k, "cpu_ms": round(c * 1e3, 2),
-             "wall_ms": round(w * 1e3, 2), "vs_softmax": round(c / soft, 2)} for k, (c, w) in times.items()]
+    return [
+        {
+            "model": "1-layer QDS ViT, batch 100",
+            "attention": k,
+            "cpu_ms": round(c * 1e3, 2),
+            "wall_ms": round(w * 1e3, 2),
+            "vs_softmax": round(c / soft, 2),
+        }
+        for k, (c, w) in times.items()
+    ]
 
 
 def main() -> None:
@@ -114,35 +150,53 @@ def main() -> None:
     cell = {(r["matrices"], r["method"], r["pass"]): r for r in rows}
     targets = []
     for m in (100, 2048):
-        fwd, fb, bound = (cell[(m, *key)]["cpu_ms_per_dsm"] for key in
-                          (("ours (new)", "fwd"), ("ours (new)", "fwd+bwd"), (BOUND, "fwd")))
-        targets.append(f"- {m} matrices: static forward {fwd / bound:.2f}x the FLOP bound (target <= 1.5x): "
-                       f"{'met' if fwd <= 1.5 * bound else 'not met'}; forward+backward {fb / fwd:.2f}x the static "
-                       f"forward (target <= 3x): {'met' if fb <= 3 * fwd else 'not met'}")
-    targets.append(f"- training step, static qontot: {steps[1]['vs_softmax']}x softmax (target <= 3x): "
-                   f"{'met' if steps[1]['vs_softmax'] <= 3 else 'not met'}")
+        fwd, fb, bound = (
+            cell[(m, *key)]["cpu_ms_per_dsm"]
+            for key in (("ours (new)", "fwd"), ("ours (new)", "fwd+bwd"), (BOUND, "fwd"))
+        )
+        targets.append(
+            f"- {m} matrices: static forward {fwd / bound:.2f}x the FLOP bound (target <= 1.5x): "
+            f"{'met' if fwd <= 1.5 * bound else 'not met'}; forward+backward {fb / fwd:.2f}x the static "
+            f"forward (target <= 3x): {'met' if fb <= 3 * fwd else 'not met'}"
+        )
+    targets.append(
+        f"- training step, static qontot: {steps[1]['vs_softmax']}x softmax (target <= 3x): "
+        f"{'met' if steps[1]['vs_softmax'] <= 3 else 'not met'}"
+    )
     OUT.mkdir(parents=True, exist_ok=True)
     with open(OUT / "qontot.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=[*rows[0], "command"])
         writer.writeheader()
         writer.writerows({**r, "command": command} for r in rows)
-    lines = ["# QontOT simulator benchmark", "", f"Command: `{command}`. Measured "
-             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {torch.get_num_threads()} torch thread, CPU; 1-min "
-             f"load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at end (shared machine). Medians of "
-             f"{args.rounds} interleaved rounds ({args.rounds_large} at 2048 matrices), CPU time of this process. "
-             "The old simulator at 2048 and the references are timed on a subset (256; the first "
-             f"{args.reference_samples}) and scaled: their cost per matrix does not depend on the batch.",
-             "", "## ms per 8x8 DSM (q_d=3, q_a=4, 16 layers; gradient: dL/dangles for L = sum(W * P))", "",
-             "| method | 100 fwd | 100 fwd+bwd | 2048 fwd | 2048 fwd+bwd |", "|---|---|---|---|---|"]
+    lines = [
+        "# QontOT simulator benchmark",
+        "",
+        f"Command: `{command}`. Measured "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {torch.get_num_threads()} torch thread, CPU; 1-min "
+        f"load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at end (shared machine). Medians of "
+        f"{args.rounds} interleaved rounds ({args.rounds_large} at 2048 matrices), CPU time of this process. "
+        "The old simulator at 2048 and the references are timed on a subset (256; the first "
+        f"{args.reference_samples}) and scaled: their cost per matrix does not depend on the batch.",
+        "",
+        "## ms per 8x8 DSM (q_d=3, q_a=4, 16 layers; gradient: dL/dangles for L = sum(W * P))",
+        "",
+        "| method | 100 fwd | 100 fwd+bwd | 2048 fwd | 2048 fwd+bwd |",
+        "|---|---|---|---|---|",
+    ]
     for method in dict.fromkeys(r["method"] for r in rows):
         vals = [cell.get((m, method, p), {}).get("cpu_ms_per_dsm", "-") for m in (100, 2048) for p in PASSES]
         lines.append(f"| {method} | " + " | ".join(str(v) for v in vals) + " |")
-    lines += ["", "## Training step (forward, cross-entropy, backward, Adam), random 28x28 inputs", "",
-              "| attention | CPU ms | wall ms | vs softmax |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Training step (forward, cross-entropy, backward, Adam), random 28x28 inputs",
+        "",
+        "| attention | CPU ms | wall ms | vs softmax |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {s['attention']} | {s['cpu_ms']} | {s['wall_ms']} | {s['vs_softmax']}x |" for s in steps]
     lines += ["", "## Targets", ""] + targets + ["", *peers.NOTES]
     (OUT / "qontot.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[-len(targets) - len(peers.NOTES) - 3:]))
+    print("\n".join(lines[-len(targets) - len(peers.NOTES) - 3 :]))
 
 
 if __name__ == "__main__":

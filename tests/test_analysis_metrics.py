@@ -11,8 +11,11 @@ from qdsbench import attention
 from qdsbench.analysis import metrics as m
 
 T = 6
-DS = {"sinkhorn": {"n_iter": 201}, "qr": {}, "qontot": {"n_data_qubits": 3, "n_aux_qubits": 1, "layers": 2,
-                                                       "grad": "scores", "dtype": "complex128"}}
+DS = {
+    "sinkhorn": {"n_iter": 201},
+    "qr": {},
+    "qontot": {"n_data_qubits": 3, "n_aux_qubits": 1, "layers": 2, "grad": "scores", "dtype": "complex128"},
+}
 
 
 def pure_sink(t=T):
@@ -122,8 +125,18 @@ def test_capture_hooks_on_the_vit_shapes_and_reference_matrices():
     from qdsbench.analysis.capture import Capture
 
     torch.manual_seed(0)
-    net = models.create("vit", attention={"name": "softmax"}, image_size=8, in_chans=1, num_classes=10,
-                        tokenizer="stripes", num_stripes=4, embed_dim=32, depth=3, num_heads=2)
+    net = models.create(
+        "vit",
+        attention={"name": "softmax"},
+        image_size=8,
+        in_chans=1,
+        num_classes=10,
+        tokenizer="stripes",
+        num_stripes=4,
+        embed_dim=32,
+        depth=3,
+        num_heads=2,
+    )
     net.eval()
     x = torch.randn(5, 1, 8, 8)
     with Capture(net) as cap:

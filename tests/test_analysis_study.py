@@ -53,7 +53,8 @@ def test_study_calibration_and_depth_parts(tmp_path):
         md = (tmp_path / f"{stem}.md").read_bytes()
         (tmp_path / f"{stem}.md").unlink()
         assert {"calibration": at.calibration_tables, "oversmoothing_depth": at.depth_tables}[stem](
-            tmp_path, tmp_path) == [tmp_path / f"{stem}.md"]
+            tmp_path, tmp_path
+        ) == [tmp_path / f"{stem}.md"]
         assert (tmp_path / f"{stem}.md").read_bytes() == md
     assert (tmp_path / "calibration.csv").read_bytes().count(b"\r\n") == len(rows) + 1  # CRLF, as committed
     with pytest.raises(SystemExit, match="unknown part"):
@@ -63,23 +64,37 @@ def test_study_calibration_and_depth_parts(tmp_path):
 def test_study_tables_format_as_committed():
     rows = [{"arm": "a|b", "x": 2.0, "y": 1.5e-5, "z": None, "ok": False, "n": 0.1234}]
     assert at.table(rows, ["arm", "x", "y", "z", "ok", "n"], {"n": "n | m"}) == (
-        "| arm | x | y | z | ok | n \\| m |\n|---|---|---|---|---|---|\n"
-        "| a\\|b | 2 | 1.50e-05 | - | **no** | 0.123 |\n")
+        "| arm | x | y | z | ok | n \\| m |\n|---|---|---|---|---|---|\n| a\\|b | 2 | 1.50e-05 | - | **no** | 0.123 |\n"
+    )
     assert at.mean_std([1.0, None, float("nan")]) == (1.0, 0.0)
 
 
 def test_csv_cells_read_back_as_written(tmp_path):
     """A record CSV round-trips to the values the study wrote, so its tables format every cell as when measured."""
-    row = {"i": 30000, "neg": -2, "f": 1.0, "x": 38.300000000000004, "e": 1.5e-05, "big": 1e20, "nan": float("nan"),
-           "inf": float("-inf"), "ok": True, "no": False, "none": None, "text": "5e-18 ('10 iterations')",
-           "word": "nanometre", "empty": ""}
+    row = {
+        "i": 30000,
+        "neg": -2,
+        "f": 1.0,
+        "x": 38.300000000000004,
+        "e": 1.5e-05,
+        "big": 1e20,
+        "nan": float("nan"),
+        "inf": float("-inf"),
+        "ok": True,
+        "no": False,
+        "none": None,
+        "text": "5e-18 ('10 iterations')",
+        "word": "nanometre",
+        "empty": "",
+    }
     at.write_csv(tmp_path / "r.csv", [row])
     back = at.read_records(tmp_path / "r.csv")[0]
     assert math.isnan(back.pop("nan")) and back.pop("empty") is None  # "" is how None is written
     assert back == {k: v for k, v in row.items() if k not in ("nan", "empty")}
     assert [type(back[k]) for k in ("i", "f", "ok", "text")] == [int, float, bool, str]
     assert at.table([back], ["i", "f", "e", "big", "ok", "no", "none"]).splitlines()[-1] == (
-        "| 30000 | 1 | 1.50e-05 | 1.00e+20 | yes | **no** | - |")
+        "| 30000 | 1 | 1.50e-05 | 1.00e+20 | yes | **no** | - |"
+    )
 
 
 @pytest.mark.parametrize("stage", list(STAGES))
@@ -114,6 +129,10 @@ def test_rendered_tables_follow_their_records(tmp_path):
 
 
 def test_thin_script_runs_the_study(tmp_path):
-    done = subprocess.run([sys.executable, "scripts/reproduce_analysis.py", "--parts", "nope", "--out", str(tmp_path)],
-                          cwd=REPO_ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "scripts/reproduce_analysis.py", "--parts", "nope", "--out", str(tmp_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 1 and "reproduce_analysis: unknown part(s) ['nope']" in done.stderr

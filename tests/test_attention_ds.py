@@ -91,9 +91,14 @@ def test_normsoftmax_definition():
         torch.testing.assert_close(attention.create(name).attention_matrix(q, k), expected)
 
 
-@pytest.mark.parametrize("name,options", [("sinkhorn", {"n_iter": 3}), ("qr", {}),
-                                          ("qontot", {"n_aux_qubits": 1, "layers": 1, "grad": "scores",
-                                                      "dtype": "complex128"})])
+@pytest.mark.parametrize(
+    "name,options",
+    [
+        ("sinkhorn", {"n_iter": 3}),
+        ("qr", {}),
+        ("qontot", {"n_aux_qubits": 1, "layers": 1, "grad": "scores", "dtype": "complex128"}),
+    ],
+)
 def test_gradcheck_scores(name, options):
     backend = attention.create(name, **options)
     n = 8
@@ -102,8 +107,9 @@ def test_gradcheck_scores(name, options):
 
 
 def test_gradcheck_qontot_full_mode_reaches_theta():
-    backend = attention.create("qontot", n_data_qubits=2, n_aux_qubits=1, layers=1, grad="full",
-                               dtype="complex128").double()
+    backend = attention.create(
+        "qontot", n_data_qubits=2, n_aux_qubits=1, layers=1, grad="full", dtype="complex128"
+    ).double()
     s = scores(b=1, h=1, n=4, seed=4)
     theta = backend.theta.detach().clone().requires_grad_()
     assert isinstance(backend.theta, torch.nn.Parameter)
@@ -161,15 +167,18 @@ def test_qontot_padding_and_its_error():
     assert p.shape[-1] == 7 and (p.sum(-1) - 1).abs().max() < 1e-6
 
 
-@pytest.mark.parametrize("name,options,fragment", [
-    ("sinkhorn", {"n_iter": 0}, "n_iter=0"),
-    ("qr", {"dtype": "float16"}, "valid choices: float32, float64"),
-    ("qontot", {"ansatz": "trotter"}, "valid choices: simple, parted"),
-    ("qontot", {"grad": "all"}, "valid choices: none, scores, full"),
-    ("qontot", {"vec_order": "diag"}, "valid choices: row, col"),
-    ("sinkhorn", {"causal": True}, "does not support causal"),
-    ("qontot", {"layer": 3}, "valid options:"),
-])
+@pytest.mark.parametrize(
+    "name,options,fragment",
+    [
+        ("sinkhorn", {"n_iter": 0}, "n_iter=0"),
+        ("qr", {"dtype": "float16"}, "valid choices: float32, float64"),
+        ("qontot", {"ansatz": "trotter"}, "valid choices: simple, parted"),
+        ("qontot", {"grad": "all"}, "valid choices: none, scores, full"),
+        ("qontot", {"vec_order": "diag"}, "valid choices: row, col"),
+        ("sinkhorn", {"causal": True}, "does not support causal"),
+        ("qontot", {"layer": 3}, "valid options:"),
+    ],
+)
 def test_bad_options_are_one_line(name, options, fragment):
     with pytest.raises(ValueError) as info:
         attention.create(name, **options)
@@ -190,10 +199,19 @@ def test_diagnostics_on_known_matrices():
 def test_every_backend_trains_the_vit(make_cfg, attention_option):
     from qdsbench.train import train
 
-    extra = ["model.num_stripes=7", "model.tokenizer=stripes", "data=fake", "data.image_size=28", "data.in_chans=1",
-             "data.size=64", "data.val_size=16", "data.batch_size=16"]
+    extra = [
+        "model.num_stripes=7",
+        "model.tokenizer=stripes",
+        "data=fake",
+        "data.image_size=28",
+        "data.in_chans=1",
+        "data.size=64",
+        "data.val_size=16",
+        "data.batch_size=16",
+    ]
     if attention_option == "qontot":
         extra += ["attention.layers=2", "attention.n_aux_qubits=1", "model.init=sinkformer"]  # static: see health
-    metrics = train(make_cfg(f"attention={attention_option}", "trainer.max_epochs=1", *extra,
-                             run_name=attention_option))
+    metrics = train(
+        make_cfg(f"attention={attention_option}", "trainer.max_epochs=1", *extra, run_name=attention_option)
+    )
     assert 0 <= metrics["test/acc"] <= 1

@@ -14,8 +14,19 @@ STATIC_QONTOT = dict(name="qontot", n_data_qubits=3, n_aux_qubits=4, layers=16, 
 
 def _vit(init: str, attention=STATIC_QONTOT):
     torch.manual_seed(0)
-    return create_vit(attention=attention, image_size=28, in_chans=1, num_classes=10, tokenizer="stripes",
-                      num_stripes=7, embed_dim=128, depth=1, head_dim=64, qkv_bias=False, init=init)
+    return create_vit(
+        attention=attention,
+        image_size=28,
+        in_chans=1,
+        num_classes=10,
+        tokenizer="stripes",
+        num_stripes=7,
+        embed_dim=128,
+        depth=1,
+        head_dim=64,
+        qkv_bias=False,
+        init=init,
+    )
 
 
 def test_stats_know_the_identity_the_uniform_and_an_informative_matrix():

@@ -30,8 +30,13 @@ DTYPES = (torch.float32, torch.float64)
 
 
 def fast(max_examples: int):
-    return settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 # --- per-backend input spaces ------------------------------------------------------------------------------------
@@ -57,13 +62,19 @@ def _normsoftmax(draw, stable=False, causal=None):
 
 
 def _sinkhorn(draw, stable=False, causal=None):
-    return draw(st.integers(1, N_MAX)), False, {"n_iter": draw(st.integers(1, 30)),
-                                                 "eps": draw(st.sampled_from([0.5, 1.0, 2.0]))}
+    return (
+        draw(st.integers(1, N_MAX)),
+        False,
+        {"n_iter": draw(st.integers(1, 30)), "eps": draw(st.sampled_from([0.5, 1.0, 2.0]))},
+    )
 
 
 def _qr(draw, stable=False, causal=None):
-    return draw(st.integers(1, N_MAX)), False, {"noise": draw(st.sampled_from([0.0, 1e-7])),
-                                                 "dtype": draw(st.sampled_from(["float32", "float64"]))}
+    return (
+        draw(st.integers(1, N_MAX)),
+        False,
+        {"noise": draw(st.sampled_from([0.0, 1e-7])), "dtype": draw(st.sampled_from(["float32", "float64"]))},
+    )
 
 
 def _qontot(draw, stable=False, causal=None, pad=None):
@@ -73,20 +84,33 @@ def _qontot(draw, stable=False, causal=None, pad=None):
     inject = draw(st.sampled_from(INJECTIONS))
     n = draw(st.integers(1, size)) if pad else size  # N = 1: test_bug_qontot_standardized_single_token
     # the brick-wall ansatz needs n_data_qubits + n_aux_qubits >= 2 (checked at the first call, not by create)
-    options = {"n_data_qubits": nq, "n_aux_qubits": draw(st.integers(max(0, 2 - nq), 2)),
-               "layers": draw(st.integers(1, 2)),
-               "ansatz": draw(st.sampled_from(["simple", "parted"])), "pad": pad, "inject": inject,
-               "dtype": draw(st.sampled_from(["complex64", "complex128"])), "vec_order": draw(st.sampled_from(
-                   ["row", "col"])), "theta_seed": draw(st.integers(0, 3)), "theta_range": draw(st.sampled_from(
-                       [0.5, 1.0, 3.0]))}
+    options = {
+        "n_data_qubits": nq,
+        "n_aux_qubits": draw(st.integers(max(0, 2 - nq), 2)),
+        "layers": draw(st.integers(1, 2)),
+        "ansatz": draw(st.sampled_from(["simple", "parted"])),
+        "pad": pad,
+        "inject": inject,
+        "dtype": draw(st.sampled_from(["complex64", "complex128"])),
+        "vec_order": draw(st.sampled_from(["row", "col"])),
+        "theta_seed": draw(st.integers(0, 3)),
+        "theta_range": draw(st.sampled_from([0.5, 1.0, 3.0])),
+    }
     return n, False, options
 
 
 def _monarch(draw, stable=False, causal=None):
     n = draw(st.integers(1, N_MAX))
     steps = draw(st.integers(1, 3))  # large scores with num_steps >= 2: test_bug_monarch_steps_nan_for_large_scores
-    return n, False, {"block_size": draw(st.none() | st.integers(1, n)), "num_steps": steps,
-                      "pad": draw(st.sampled_from(["pre", "post"]))}
+    return (
+        n,
+        False,
+        {
+            "block_size": draw(st.none() | st.integers(1, n)),
+            "num_steps": steps,
+            "pad": draw(st.sampled_from(["pre", "post"])),
+        },
+    )
 
 
 def _sink_window(draw, stable=False, causal=None):
@@ -95,9 +119,18 @@ def _sink_window(draw, stable=False, causal=None):
 
 
 def _delta(draw, stable=False, causal=None):
-    return draw(st.integers(1, N_MAX)), True, {
-        "window": draw(st.integers(1, 10)), "sinks": draw(st.integers(0, 4)), "gamma": draw(st.integers(1, 8)),
-        "tail_min": draw(st.integers(0, 10)), "tail": draw(st.booleans()), "mode": draw(st.sampled_from(DELTA_MODES))}
+    return (
+        draw(st.integers(1, N_MAX)),
+        True,
+        {
+            "window": draw(st.integers(1, 10)),
+            "sinks": draw(st.integers(0, 4)),
+            "gamma": draw(st.integers(1, 8)),
+            "tail_min": draw(st.integers(0, 10)),
+            "tail": draw(st.booleans()),
+            "mode": draw(st.sampled_from(DELTA_MODES)),
+        },
+    )
 
 
 def _plain(draw, stable=False, causal=None):  # linear, cosformer: no options, non-causal
@@ -105,8 +138,11 @@ def _plain(draw, stable=False, causal=None):  # linear, cosformer: no options, n
 
 
 def _performer(draw, stable=False, causal=None):  # redraw=False: a fixed omega, so the test is deterministic
-    return draw(st.integers(1, N_MAX)), False, {"num_features": draw(st.integers(1, 32)), "redraw": False,
-                                                "seed": draw(st.integers(0, 3))}
+    return (
+        draw(st.integers(1, N_MAX)),
+        False,
+        {"num_features": draw(st.integers(1, 32)), "redraw": False, "seed": draw(st.integers(0, 3))},
+    )
 
 
 def _normlin(draw, stable=False, causal=None):  # a learned N x N mixer: built for one token count
@@ -116,8 +152,11 @@ def _normlin(draw, stable=False, causal=None):  # a learned N x N mixer: built f
 
 
 def _nystrom(draw, stable=False, causal=None):
-    return draw(st.integers(1, N_MAX)), False, {"num_landmarks": draw(st.integers(1, 10)),
-                                                "pinv_iterations": draw(st.integers(1, 8))}
+    return (
+        draw(st.integers(1, N_MAX)),
+        False,
+        {"num_landmarks": draw(st.integers(1, 10)), "pinv_iterations": draw(st.integers(1, 8))},
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +202,7 @@ def test_every_registered_backend_has_a_spec():
 
 # --- cases -------------------------------------------------------------------------------------------------------
 
+
 @dataclasses.dataclass
 class Case:
     name: str
@@ -205,19 +245,38 @@ STRUCTURES = ("randn", "equal_keys", "zero_queries")
 
 
 @st.composite
-def cases(draw, name, config=None, stable=False, magnitude=None, structures=STRUCTURES,
-          dtypes=DTYPES, cross=False, causal=None):
+def cases(
+    draw,
+    name,
+    config=None,
+    stable=False,
+    magnitude=None,
+    structures=STRUCTURES,
+    dtypes=DTYPES,
+    cross=False,
+    causal=None,
+):
     """One input case of backend ``name``; ``causal=False`` asks a causal-capable backend's strategy for non-causal."""
     n, causal, options = (config or SPECS[name].config)(draw, stable=stable, causal=causal)
     nq = None
     if cross:
         nq = draw(st.integers(1, N_MAX))
         causal = causal and nq <= n  # a causal query needs at least one key at or before it
-    return Case(name, n, causal, options, b=draw(st.integers(1, 2)), h=draw(st.integers(1, 3)),
-                d=draw(st.integers(1, 16)), dv=draw(st.integers(1, 16)), dtype=draw(st.sampled_from(dtypes)),
-                seed=draw(st.integers(0, 2**20)),
-                magnitude=draw(magnitude if magnitude is not None else st.sampled_from([0.5, 1.0, 2.0])),
-                structure=draw(st.sampled_from(structures)), nq=nq)
+    return Case(
+        name,
+        n,
+        causal,
+        options,
+        b=draw(st.integers(1, 2)),
+        h=draw(st.integers(1, 3)),
+        d=draw(st.integers(1, 16)),
+        dv=draw(st.integers(1, 16)),
+        dtype=draw(st.sampled_from(dtypes)),
+        seed=draw(st.integers(0, 2**20)),
+        magnitude=draw(magnitude if magnitude is not None else st.sampled_from([0.5, 1.0, 2.0])),
+        structure=draw(st.sampled_from(structures)),
+        nq=nq,
+    )
 
 
 @st.composite
@@ -263,6 +322,7 @@ def close(a, b, tol, what=""):
 
 
 # --- shapes, dtype, finiteness -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", names())
 @fast(20)
@@ -348,8 +408,12 @@ def test_key_padding_gives_masked_keys_zero_weight(name, data):
     valid_query = torch.ones_like(mask) if not SPECS[name].pads_queries else mask
     rows = p.sum(-1)
     assert (p >= 0).all()
-    close(rows[valid_query[:, None, :].expand_as(rows)], torch.ones(()).expand(int(valid_query.sum()) * case.h),
-          case.tol(), "valid rows sum to 1")
+    close(
+        rows[valid_query[:, None, :].expand_as(rows)],
+        torch.ones(()).expand(int(valid_query.sum()) * case.h),
+        case.tol(),
+        "valid rows sum to 1",
+    )
     if SPECS[name].pads_queries:  # documented: padded queries get zero rows
         assert (rows[~valid_query[:, None, :].expand_as(rows)] == 0).all()
 
@@ -368,11 +432,19 @@ def test_masked_keys_do_not_change_the_output(name, tensor, scale, seed_offset, 
     q, k, v = case.qkv()
     backend = case.backend()
     original = {"k": k, "v": v}[tensor]
-    noise = torch.randn(original.shape, generator=torch.Generator().manual_seed(case.seed + seed_offset),
-                        dtype=original.dtype) * scale
+    noise = (
+        torch.randn(
+            original.shape, generator=torch.Generator().manual_seed(case.seed + seed_offset), dtype=original.dtype
+        )
+        * scale
+    )
     changed = {"k": k, "v": v, tensor: torch.where(mask[:, None, :, None], original, noise)}
-    close(backend(q, changed["k"], changed["v"], mask=mask), backend(q, k, v, mask=mask), case.tol(),
-          f"{tensor} at masked keys")
+    close(
+        backend(q, changed["k"], changed["v"], mask=mask),
+        backend(q, k, v, mask=mask),
+        case.tol(),
+        f"{tensor} at masked keys",
+    )
 
 
 @pytest.mark.parametrize("name", names(lambda s: s.mask == "any"))
@@ -407,6 +479,7 @@ def test_general_masks_block_exactly_the_masked_pairs(name, data):
 
 # --- stochastic matrices -----------------------------------------------------------------------------------------
 
+
 def _sinkhorn_odd(draw, stable=False, causal=None):
     n, causal, options = _sinkhorn(draw)
     return n, causal, {**options, "n_iter": 2 * (options["n_iter"] // 2) + 1}
@@ -431,8 +504,9 @@ def test_rows_are_probability_vectors(name, data):
         return
     out = backend(q, k, v).double()
     slack = case.tol() * 10 * v.abs().amax()
-    assert (out >= v.double().amin(-2, keepdim=True) - slack).all() and (out <= v.double().amax(
-        -2, keepdim=True) + slack).all(), "output outside the convex hull of the values"
+    assert (out >= v.double().amin(-2, keepdim=True) - slack).all() and (
+        out <= v.double().amax(-2, keepdim=True) + slack
+    ).all(), "output outside the convex hull of the values"
     if SPECS[name].matrix:
         p = backend.attention_matrix(q, k)
         assert (p >= 0).all()
@@ -444,8 +518,11 @@ def _sinkhorn_converged(draw, stable=False, causal=None):
     return n, False, {"n_iter": draw(st.sampled_from([51, 100, 201])), "eps": draw(st.sampled_from([1.0, 2.0]))}
 
 
-DS_CONFIGS = {"sinkhorn": _sinkhorn_converged, "qr": _qr,  # qontot: DS only unpadded, N = 2^n_data_qubits
-              "qontot": lambda draw, stable=False, causal=None: _qontot(draw, pad=False)}
+DS_CONFIGS = {
+    "sinkhorn": _sinkhorn_converged,
+    "qr": _qr,  # qontot: DS only unpadded, N = 2^n_data_qubits
+    "qontot": lambda draw, stable=False, causal=None: _qontot(draw, pad=False),
+}
 
 
 def ds_tol(case: Case) -> float:
@@ -474,6 +551,7 @@ def test_doubly_stochastic(name, data):
 
 # --- permutation equivariance ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", names(lambda s: s.tokens_equivariant))
 @fast(15)
 @given(data=st.data())
@@ -485,8 +563,7 @@ def test_permuting_tokens_permutes_the_output(name, data):
     q, k, v = case.qkv()
     backend = case.backend()
     out = backend(q, k, v, mask=mask)
-    permuted = backend(q[..., perm, :], k[..., perm, :], v[..., perm, :],
-                       mask=None if mask is None else mask[:, perm])
+    permuted = backend(q[..., perm, :], k[..., perm, :], v[..., perm, :], mask=None if mask is None else mask[:, perm])
     close(permuted, out[..., perm, :], case.tol(), "permuted tokens")
 
 
@@ -500,8 +577,15 @@ def _qr_full_rank(draw, stable=False, causal=None):  # noise=0: the fixed noise 
 def test_permuting_queries_permutes_the_rows(name, data):
     """Keys fixed, queries permuted: rows follow (QR too: P S = (P Q) R; needs S of full rank, N <= d)."""
     config = _qr_full_rank if name == "qr" else None
-    case = data.draw(cases(name, config=config, structures=("randn",), causal=False,
-                           dtypes=(torch.float64,) if name == "qr" else DTYPES))
+    case = data.draw(
+        cases(
+            name,
+            config=config,
+            structures=("randn",),
+            causal=False,
+            dtypes=(torch.float64,) if name == "qr" else DTYPES,
+        )
+    )
     if name == "qr":
         case.d = max(case.d, case.n)
     perm = torch.tensor(data.draw(st.permutations(range(case.n))))
@@ -513,22 +597,41 @@ def test_permuting_queries_permutes_the_rows(name, data):
 
 # --- references --------------------------------------------------------------------------------------------------
 
+
 def _exact_softmax_configs(name):
     """Configurations of a backend that are exactly softmax attention (+ causal, + a window mask)."""
+
     def draw_config(draw, stable=False, causal=None):
         n = draw(st.integers(1, N_MAX))
         if name == "sinkhorn":
             return n, False, {"n_iter": 1, "eps": 1.0}  # one row step is a softmax
         if name == "monarch":  # one block of N, or N blocks of 1
-            return n, False, {"block_size": draw(st.sampled_from([1, n])), "num_steps": draw(st.integers(1, 3)),
-                              "pad": draw(st.sampled_from(["pre", "post"]))}
+            return (
+                n,
+                False,
+                {
+                    "block_size": draw(st.sampled_from([1, n])),
+                    "num_steps": draw(st.integers(1, 3)),
+                    "pad": draw(st.sampled_from(["pre", "post"])),
+                },
+            )
         if name == "delta":  # the window covers the sequence: every mode is full causal attention
-            return n, True, {"window": draw(st.integers(n, n + 4)), "sinks": draw(st.integers(0, 4)),
-                             "gamma": draw(st.integers(1, 8)), "tail_min": draw(st.integers(0, 10)),
-                             "tail": draw(st.booleans()), "mode": draw(st.sampled_from(DELTA_MODES))}
+            return (
+                n,
+                True,
+                {
+                    "window": draw(st.integers(n, n + 4)),
+                    "sinks": draw(st.integers(0, 4)),
+                    "gamma": draw(st.integers(1, 8)),
+                    "tail_min": draw(st.integers(0, 10)),
+                    "tail": draw(st.booleans()),
+                    "mode": draw(st.sampled_from(DELTA_MODES)),
+                },
+            )
         if name == "sink_window":  # any window: compared with the dense mask of its definition below
             return _sink_window(draw)
         return _row_wise(draw)
+
     return draw_config
 
 
@@ -547,14 +650,20 @@ def test_equals_torch_sdpa_reference(name, data):
     out = case.backend()(q, k, v)
     scale = case.options.get("scale")
     if name == "sink_window":
-        expected = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), scale=scale, attn_mask=(
-            sink_window_pattern(case.n, case.options["window"], case.options["sinks"])))
+        expected = F.scaled_dot_product_attention(
+            q.double(),
+            k.double(),
+            v.double(),
+            scale=scale,
+            attn_mask=(sink_window_pattern(case.n, case.options["window"], case.options["sinks"])),
+        )
     else:
         expected = reference(q, k, v, case, scale=scale)
     close(out, expected, case.tol(), "vs F.sdpa")
 
 
 # --- fixed bugs: their minimal failing inputs, kept as regression tests --------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["normsoftmax_std", "normsoftmax_var"])
 def test_bug_normsoftmax_single_key_without_mask(name):
@@ -606,7 +715,8 @@ def test_bug_qontot_zero_row_after_masking(pad, q_value):
     q = torch.full((1, 1, 2, 1), q_value, dtype=torch.float64)
     k = torch.ones(1, 1, 2, 1, dtype=torch.float64)
     mask = torch.tensor([[False, True]])
-    backend = attention.create("qontot", n_data_qubits=2 if pad else 1, n_aux_qubits=0 if pad else 1, layers=1,
-                               pad=pad, dtype="complex128")
+    backend = attention.create(
+        "qontot", n_data_qubits=2 if pad else 1, n_aux_qubits=0 if pad else 1, layers=1, pad=pad, dtype="complex128"
+    )
     p = backend.attention_matrix(q, k, mask)
     torch.testing.assert_close(p.sum(-1), torch.ones(1, 1, 2, dtype=torch.float64))  # got [0, 1]

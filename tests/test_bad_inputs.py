@@ -108,8 +108,9 @@ def test_unknown_lr_schedule():
 
 
 def test_unknown_layer_set_for_conversion():
-    net = models.create("vit", attention={"name": "softmax"}, image_size=8, in_chans=1, num_classes=10,
-                        num_stripes=4, depth=2)
+    net = models.create(
+        "vit", attention={"name": "softmax"}, image_size=8, in_chans=1, num_classes=10, num_stripes=4, depth=2
+    )
     with pytest.raises(ValueError, match="unknown layer set 'middle'"):
         set_backend(net, {"name": "sdpa"}, "middle")
     with pytest.raises(ValueError, match=r"layer indices \[5\] out of range"):

@@ -56,14 +56,26 @@ def test_unknown_paper_protocol_and_table_name_the_choices():
 
 
 def _record(unit: Unit, mse: float) -> dict:
-    return {"uid": unit.uid, "paper": unit.paper, "protocol": unit.protocol, "experiment": unit.name,
-            "seed": unit.seed, "status": "finished", "metrics": {"test": {"test/mse": mse, "test/mae": mse / 2},
-                                                                 "final": {}}}
+    return {
+        "uid": unit.uid,
+        "paper": unit.paper,
+        "protocol": unit.protocol,
+        "experiment": unit.name,
+        "seed": unit.seed,
+        "status": "finished",
+        "metrics": {"test": {"test/mse": mse, "test/mae": mse / 2}, "final": {}},
+    }
 
 
 def _labels(units):
-    return {u.group: {"data.name": "ili", "data.pred_len": int(dict(u.point)["data.pred_len"]),
-                      "model.name": u.name.split("/")[0]} for u in units}
+    return {
+        u.group: {
+            "data.name": "ili",
+            "data.pred_len": int(dict(u.point)["data.pred_len"]),
+            "model.name": u.name.split("/")[0],
+        }
+        for u in units
+    }
 
 
 def test_a_run_group_label_names_its_own_column():
@@ -72,12 +84,22 @@ def test_a_run_group_label_names_its_own_column():
     units = table_units(manifest, "ili", "paper")
     labelled = [u for u in units if u.label]
     assert labelled and all("attention=normlin" in u.overrides and u.name == "itransformer/ili" for u in labelled)
-    labels = {u.group: {"data.name": "ili", "data.pred_len": int(dict(u.point)["data.pred_len"]),
-                        "model.name": u.name.split("/")[0]} for u in units}
+    labels = {
+        u.group: {
+            "data.name": "ili",
+            "data.pred_len": int(dict(u.point)["data.pred_len"]),
+            "model.name": u.name.split("/")[0],
+        }
+        for u in units
+    }
     rows = tables.build_rows(manifest, "ili", "paper", {}, labels, [])
     per_horizon = [r for r in rows if r["data.pred_len"] == 24]
-    assert sorted(r["model.name"] for r in per_horizon) == ["dlinear", "itransformer", "itransformer + normlin",
-                                                            "olinear"]
+    assert sorted(r["model.name"] for r in per_horizon) == [
+        "dlinear",
+        "itransformer",
+        "itransformer + normlin",
+        "olinear",
+    ]
 
 
 def test_cells_mean_sample_std_filling_and_verdict():
@@ -90,8 +112,9 @@ def test_cells_mean_sample_std_filling_and_verdict():
         if index < len(values[horizon]):
             records[u.uid] = _record(u, values[horizon][index])
     expected = tables.load_expected(REPO_ROOT / "results/olinear/expected.csv", "ili")
-    rows = tables.build_rows(manifest, "ili", "paper", records, _labels(table_units(manifest, "ili", "paper")),
-                             expected)
+    rows = tables.build_rows(
+        manifest, "ili", "paper", records, _labels(table_units(manifest, "ili", "paper")), expected
+    )
     cell = {r["data.pred_len"]: r["test/mse"] for r in rows if r["model.name"] == "olinear"}
     assert cell[24]["mean"] == pytest.approx(3.0) and cell[24]["std"] == pytest.approx(1.5811, abs=1e-4)
     assert cell[24]["n"] == 5 and cell[24]["verdict"] == "no paper value"
@@ -124,8 +147,17 @@ def test_records_are_never_overwritten(tmp_path):
     assert list(load_records(tmp_path, "olinear", "paper")) == [unit.uid]
 
 
-@pytest.mark.parametrize("paper, protocol", [("qds", "paper"), ("qds", "init_study"), ("olinear", "paper"),
-                                             ("delta", "paper"), ("monarch", "paper"), ("analysis", "paper")])
+@pytest.mark.parametrize(
+    "paper, protocol",
+    [
+        ("qds", "paper"),
+        ("qds", "init_study"),
+        ("olinear", "paper"),
+        ("delta", "paper"),
+        ("monarch", "paper"),
+        ("analysis", "paper"),
+    ],
+)
 def test_committed_tables_are_exactly_what_the_committed_records_make(paper, protocol, tmp_path):
     """--tables-only: training-run tables from run records, stage tables from their stages' records, byte for byte."""
     campaign = Campaign(paper, protocol, check_data=False)
@@ -174,9 +206,22 @@ def test_stage_tables_wait_for_their_stage_and_need_a_renderer(tmp_path):
 
 def test_plan_for_every_paper_exits_zero():
     for paper in papers():
-        out = subprocess.run([sys.executable, "-m", "qdsbench.campaign.cli", "--paper", paper, "--plan",
-                              "--tables", _first_table(paper)], capture_output=True, text=True, timeout=300,
-                             cwd=REPO_ROOT)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "qdsbench.campaign.cli",
+                "--paper",
+                paper,
+                "--plan",
+                "--tables",
+                _first_table(paper),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=REPO_ROOT,
+        )
         assert out.returncode == 0, out.stderr
         assert out.stdout.splitlines()[-1].startswith("total: "), out.stdout
 
@@ -186,11 +231,17 @@ def _first_table(paper: str) -> str:
 
 
 def test_bad_cli_input_is_one_line_naming_the_choices():
-    out = subprocess.run([sys.executable, "-m", "qdsbench.campaign.cli", "--paper", "olinear", "--tables", "ettx",
-                          "--plan"], capture_output=True, text=True, cwd=REPO_ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "qdsbench.campaign.cli", "--paper", "olinear", "--tables", "ettx", "--plan"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    )
     assert out.returncode == 2
-    assert out.stderr.strip() == ("qdsbench-reproduce: error: unknown table 'ettx' for paper olinear; valid choices: "
-                                  "ili, ili_s1, etth1, etth2, exchange_rate")
+    assert out.stderr.strip() == (
+        "qdsbench-reproduce: error: unknown table 'ettx' for paper olinear; valid choices: "
+        "ili, ili_s1, etth1, etth2, exchange_rate"
+    )
 
 
 def _dlinear_unit(epochs: int = 3) -> Unit:
@@ -225,8 +276,9 @@ def test_interrupted_run_resumes_from_its_checkpoint(small_campaign):
     args = small_campaign._run_args(unit)
     # A first attempt killed mid-epoch 2 (after epoch 1's checkpoint): ILI train windows / batch 32 = 20 steps.
     fault = ["+callbacks.fault._target_=qdsbench.callbacks.FaultInjection", "+callbacks.fault.kill_at_step=30"]
-    subprocess.run([sys.executable, "-m", "qdsbench.cli.train", *args, *fault], cwd=REPO_ROOT, capture_output=True,
-                   timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "qdsbench.cli.train", *args, *fault], cwd=REPO_ROOT, capture_output=True, timeout=300
+    )
     assert small_campaign.status(unit).state == "partial"
     said = []
     assert small_campaign.run(hours=0.5, say=said.append) == 0

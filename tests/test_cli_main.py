@@ -18,9 +18,11 @@ def test_help_lists_every_verb_with_one_line(capsys):
 
 
 def test_help_and_a_bad_verb_import_neither_torch_nor_lightning():
-    code = ("import sys; from qdsbench.cli.main import main; main(['--help']);\n"
-            "try:\n    main(['trian'])\nexcept SystemExit as e:\n    print(e)\n"
-            "print('heavy', [m for m in ('torch', 'lightning') if m in sys.modules])")
+    code = (
+        "import sys; from qdsbench.cli.main import main; main(['--help']);\n"
+        "try:\n    main(['trian'])\nexcept SystemExit as e:\n    print(e)\n"
+        "print('heavy', [m for m in ('torch', 'lightning') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT).stdout
     assert "qdsbench: error: unknown verb 'trian'; valid choices: train, eval, analyze" in out
     assert out.strip().endswith("heavy []")
@@ -36,28 +38,38 @@ def test_verbs_dispatch_to_the_console_scripts(capsys):
     assert {"attention", "qontot", "sparse"} <= set(benches())
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--cfg", "job", "attention=qr"], ["attention=qr"]),
-    (["-c", "all", "-m", "seed=0,1"], ["seed=0,1"]),
-    (["--info", "defaults", "model.depth=2"], ["model.depth=2"]),
-    (["--info", "model.depth=2"], ["model.depth=2"]),
-    (["-cn", "eval", "run_dir=x"], ["run_dir=x"]),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--cfg", "job", "attention=qr"], ["attention=qr"]),
+        (["-c", "all", "-m", "seed=0,1"], ["seed=0,1"]),
+        (["--info", "defaults", "model.depth=2"], ["model.depth=2"]),
+        (["--info", "model.depth=2"], ["model.depth=2"]),
+        (["-cn", "eval", "run_dir=x"], ["run_dir=x"]),
+    ],
+)
 def test_the_preflight_knows_hydras_flags(argv, expected):
     assert split_overrides(argv)[0] == expected
 
 
 def test_cfg_job_prints_the_composed_config_without_training(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "qdsbench.cli.main", "train", "--cfg", "job", "experiment=digits_vit",
-                          "attention=qr"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "qdsbench.cli.main", "train", "--cfg", "job", "experiment=digits_vit", "attention=qr"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "experiment_name: digits_vit" in out.stdout and "name: qr" in out.stdout
     assert not (tmp_path / "logs").exists()
 
 
 def test_train_help_is_built_from_conf_without_torch_and_lists_every_backend():
-    code = ("import sys; from qdsbench.cli import train; sys.argv = ['qdsbench-train', '--help']; train.main(); "
-            "print('TORCH' if 'torch' in sys.modules or 'lightning' in sys.modules else 'NO_TORCH')")
+    code = (
+        "import sys; from qdsbench.cli import train; sys.argv = ['qdsbench-train', '--help']; train.main(); "
+        "print('TORCH' if 'torch' in sys.modules or 'lightning' in sys.modules else 'NO_TORCH')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.rstrip().endswith("NO_TORCH")

@@ -13,8 +13,19 @@ from conftest import REPO_ROOT
 
 # Small digits runs: 5 training batches of 64, 100 validation / test examples.
 TINY = ["experiment=digits_vit", "trainer.max_epochs=2", "data.max_train_samples=320", "data.max_eval_samples=100"]
-NOISE = ("GPU available", "TPU available", "litlogger", "anonymous setting", "LeafSpec", "log_every_n_steps",
-         "FLOPs", "v_num", "it/s", "INFO:", "[INFO]")
+NOISE = (
+    "GPU available",
+    "TPU available",
+    "litlogger",
+    "anonymous setting",
+    "LeafSpec",
+    "log_every_n_steps",
+    "FLOPs",
+    "v_num",
+    "it/s",
+    "INFO:",
+    "[INFO]",
+)
 TREE = ("CONFIG", "├", "│", "└", "    ")  # the config tree's lines (which name log_every_n_steps, for one)
 EPOCH = re.compile(r"^epoch (\d+)/2  train/loss \S+  train/acc \S+  val/loss \S+  val/acc \S+  \(\d+\.\d s\)$")
 
@@ -22,11 +33,16 @@ EPOCH = re.compile(r"^epoch (\d+)/2  train/loss \S+  train/acc \S+  val/loss \S+
 def run_train(tmp_path, *overrides: str, name: str = "run") -> tuple[subprocess.CompletedProcess, object]:
     """``python -m qdsbench.cli.train`` with stdout and stderr in one pipe (not a terminal), as a log file sees it."""
     run_dir = tmp_path / name
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path),
-           "COLUMNS": "100"}
-    result = subprocess.run([sys.executable, "-m", "qdsbench.cli.train", *TINY, *overrides,
-                             f"hydra.run.dir={run_dir}"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, timeout=300)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "COLUMNS": "100"}
+    result = subprocess.run(
+        [sys.executable, "-m", "qdsbench.cli.train", *TINY, *overrides, f"hydra.run.dir={run_dir}"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-3000:]
     return result, run_dir
 
@@ -46,7 +62,7 @@ def test_console_has_no_noise_and_one_line_per_epoch(default_run):
     epochs = [line for line in out.splitlines() if line.startswith("epoch ")]
     assert len(epochs) == 2 and all(EPOCH.match(line) for line in epochs), epochs
     assert [EPOCH.match(line).group(1) for line in epochs] == ["1", "2"]
-    summary = out[out.index("model summary"):].splitlines()
+    summary = out[out.index("model summary") :].splitlines()
     assert summary[1].split() == ["Name", "Type", "Params"] and "net.blocks" in out and "metrics.val_acc" not in out
 
 
@@ -102,10 +118,22 @@ def test_progress_bar_style_follows_the_terminal(monkeypatch):
 def test_shown_metrics_drop_step_values_and_order_stages():
     from qdsbench.callbacks import _shown_metrics
 
-    raw = {"v_num": "abcd", "train/loss_step": 1.2, "val/loss": 0.4, "val/acc": 0.9, "train/loss_epoch": 1.1,
-           "train/acc": 0.8, "lr": 0.1}
-    assert list(_shown_metrics(raw).items()) == [("train/loss", 1.1), ("train/acc", 0.8), ("val/loss", 0.4),
-                                                 ("val/acc", 0.9), ("lr", 0.1)]
+    raw = {
+        "v_num": "abcd",
+        "train/loss_step": 1.2,
+        "val/loss": 0.4,
+        "val/acc": 0.9,
+        "train/loss_epoch": 1.1,
+        "train/acc": 0.8,
+        "lr": 0.1,
+    }
+    assert list(_shown_metrics(raw).items()) == [
+        ("train/loss", 1.1),
+        ("train/acc", 0.8),
+        ("val/loss", 0.4),
+        ("val/acc", 0.9),
+        ("lr", 0.1),
+    ]
 
 
 def test_lightning_noise_filter(caplog):
@@ -141,8 +169,10 @@ def test_pyproject_license_is_an_spdx_string():
 def test_run_summary_shows_a_metric_once_not_its_step_and_epoch_aliases(capsys, tmp_path):
     from qdsbench.summary import print_summary
 
-    summary = {"test": {"test/acc": 0.5}, "final": {"train/loss": 1.25, "train/loss_step": 1.5,
-                                                    "train/loss_epoch": 1.25, "val/acc_epoch": 0.4}}
+    summary = {
+        "test": {"test/acc": 0.5},
+        "final": {"train/loss": 1.25, "train/loss_step": 1.5, "train/loss_epoch": 1.25, "val/acc_epoch": 0.4},
+    }
     print_summary(tmp_path, summary)
     out = capsys.readouterr().out
     assert "final: train/loss " in out and "train/loss_step" not in out and "train/loss_epoch" not in out

@@ -64,11 +64,14 @@ def test_gd_reproduces_the_two_phases_of_yang_et_al():
     assert t1_row["loss"] > 0.02  # Phase 1 ends with all samples correct but the loss still Theta(1)-ish
 
 
-@pytest.mark.parametrize("name,options,length", [
-    ("qr", {}, 5),
-    ("sinkhorn", {"n_iter": 21}, 5),
-    ("qontot", {"n_data_qubits": 3, "n_aux_qubits": 1, "layers": 2, "grad": "scores", "dtype": "complex128"}, 8),
-])
+@pytest.mark.parametrize(
+    "name,options,length",
+    [
+        ("qr", {}, 5),
+        ("sinkhorn", {"n_iter": 21}, 5),
+        ("qontot", {"n_data_qubits": 3, "n_aux_qubits": 1, "layers": 2, "grad": "scores", "dtype": "complex128"}, 8),
+    ],
+)
 def test_exact_ds_attention_with_sum_readout_gives_no_gradient_to_w_q_and_w_k(name, options, length):
     """F = sum_l u^T V p_l = u^T V (column sums of A): with exact DS attention W_Q, W_K cannot matter."""
     torch.manual_seed(0)
@@ -86,14 +89,25 @@ def test_cooccurrence_lightning_run_logs_the_dynamics_and_analyze_splits_by_type
     from qdsbench.analysis.analyze import analyze
     from qdsbench.train import train
 
-    cfg = make_cfg("experiment=analysis/cooccurrence", "trainer.max_epochs=1", "data.steps_per_epoch=60",
-                   "task.log_every=20", "task.dense_steps=5")
+    cfg = make_cfg(
+        "experiment=analysis/cooccurrence",
+        "trainer.max_epochs=1",
+        "data.steps_per_epoch=60",
+        "task.log_every=20",
+        "task.dense_steps=5",
+    )
     result = train(cfg)
     assert result["test/acc"] > 0.6
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
     logged = {r["metric"] for r in rows}
-    assert {"train/G_mu1", "train/score_q1_k2", "train/balance_I2_over_I3", "grad/W_Q", "train/T1",
-            "val/loss_I2_mu1"} <= logged
+    assert {
+        "train/G_mu1",
+        "train/score_q1_k2",
+        "train/balance_I2_over_I3",
+        "grad/W_Q",
+        "train/T1",
+        "val/loss_I2_mu1",
+    } <= logged
     g_steps = sorted(int(r["step"]) for r in rows if r["metric"] == "train/G_mu1")
     assert g_steps == [0, 1, 2, 3, 4, 20, 40]  # dense, then every log_every; each step logged once
     assert len([r for r in rows if r["metric"] == "train/T1"]) == 1

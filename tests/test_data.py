@@ -13,8 +13,15 @@ def test_registry_lists_datasets():
     assert {"mnist", "fashion_mnist", "cifar10", "cifar100", "digits", "fake"} <= set(data.available())
 
 
-@pytest.mark.parametrize("name,folder", [("mnist", "MNIST/raw"), ("fashion_mnist", "FashionMNIST/raw"),
-                                         ("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python")])
+@pytest.mark.parametrize(
+    "name,folder",
+    [
+        ("mnist", "MNIST/raw"),
+        ("fashion_mnist", "FashionMNIST/raw"),
+        ("cifar10", "cifar-10-batches-py"),
+        ("cifar100", "cifar-100-python"),
+    ],
+)
 def test_missing_dataset_names_path_and_source(tmp_path, name, folder):
     module = data.create(name, data_dir=str(tmp_path))
     with pytest.raises(data.DatasetMissingError) as info:
@@ -33,8 +40,9 @@ def test_digits_split_sizes_and_shapes():
 
 
 def test_fake_data_has_requested_shape():
-    module = data.create("fake", data_dir="unused", image_size=32, in_chans=3, num_classes=100, size=64,
-                         val_size=16, batch_size=8)
+    module = data.create(
+        "fake", data_dir="unused", image_size=32, in_chans=3, num_classes=100, size=64, val_size=16, batch_size=8
+    )
     module.setup("fit")
     x, y = next(iter(module.train_dataloader()))
     assert x.shape == (8, 3, 32, 32) and int(y.max()) < 100

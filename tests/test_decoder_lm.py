@@ -15,8 +15,9 @@ from qdsbench.models.decoder import create_decoder_lm
 
 def tiny(attention=None, depth=2):
     torch.manual_seed(0)
-    return create_decoder_lm(attention=attention or {"name": "sdpa"}, vocab_size=50, embed_dim=32, depth=depth,
-                             num_heads=2).eval()
+    return create_decoder_lm(
+        attention=attention or {"name": "sdpa"}, vocab_size=50, embed_dim=32, depth=depth, num_heads=2
+    ).eval()
 
 
 def test_kv_cache_decode_equals_the_full_pass():
@@ -25,7 +26,7 @@ def test_kv_cache_decode_equals_the_full_pass():
     logits, cache = model(x[:, :20], return_cache=True)
     steps = [logits]
     for t in range(20, 30):
-        step, cache = model(x[:, t:t + 1], past=cache, return_cache=True)
+        step, cache = model(x[:, t : t + 1], past=cache, return_cache=True)
         steps.append(step)
     torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
     block = model(x[:, 20:], past=model(x[:, :20], return_cache=True)[1])  # several new tokens at once
@@ -35,8 +36,10 @@ def test_kv_cache_decode_equals_the_full_pass():
 def test_sparse_prefill_with_a_covering_window_is_full_attention():
     model, x = tiny(), torch.randint(0, 50, (2, 40))
     full = model(x)
-    for method in ({"name": "sink_window", "window": 40, "sinks": 0},
-                   {"name": "delta", "window": 8, "sinks": 2, "gamma": 1, "tail_min": 4}):
+    for method in (
+        {"name": "sink_window", "window": 40, "sinks": 0},
+        {"name": "delta", "window": 8, "sinks": 2, "gamma": 1, "tail_min": 4},
+    ):
         set_backend(model, {**method, "causal": True})
         torch.testing.assert_close(model(x), full, atol=1e-5, rtol=1e-5)
     set_backend(model, {"name": "sink_window", "window": 4, "sinks": 1, "causal": True})
@@ -57,14 +60,29 @@ def test_spearman_of_rows():
 
 
 def lm_cfg(tmp_path, steps=60):
-    return compose_config([
-        "experiment=delta/train", "logger=none", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu",
-        f"paths.output_dir={tmp_path / 'run'}", f"paths.log_dir={tmp_path}", f"data.cache_dir={tmp_path / 'cache'}",
-        "data.tasks=[niah_single_1,vt]", f"data.curriculum=[{{length:64,steps:{steps},batch_size:8}}]",
-        f"task.total_steps={steps}", "task.warmup_steps=5", f"trainer.val_check_interval={steps}",
-        "trainer.log_every_n_steps=5", "data.eval_lengths=[64]", "data.val_samples=4", "data.test_samples=8",
-        "model.embed_dim=32",
-        "model.depth=2", "model.num_heads=2"])
+    return compose_config(
+        [
+            "experiment=delta/train",
+            "logger=none",
+            "trainer.enable_progress_bar=false",
+            "trainer.accelerator=cpu",
+            f"paths.output_dir={tmp_path / 'run'}",
+            f"paths.log_dir={tmp_path}",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "data.tasks=[niah_single_1,vt]",
+            f"data.curriculum=[{{length:64,steps:{steps},batch_size:8}}]",
+            f"task.total_steps={steps}",
+            "task.warmup_steps=5",
+            f"trainer.val_check_interval={steps}",
+            "trainer.log_every_n_steps=5",
+            "data.eval_lengths=[64]",
+            "data.val_samples=4",
+            "data.test_samples=8",
+            "model.embed_dim=32",
+            "model.depth=2",
+            "model.num_heads=2",
+        ]
+    )
 
 
 def test_lm_training_lowers_the_loss_and_the_run_evaluates(tmp_path, monkeypatch):
@@ -81,7 +99,8 @@ def test_lm_training_lowers_the_loss_and_the_run_evaluates(tmp_path, monkeypatch
     evaluator = Evaluator(model, datamodule.generator.vocab.eos, last_k=8)
     methods = [{"name": "sink_window", "window": 8, "sinks": 2}] + [
         {"name": "delta", "window": 8, "sinks": 2, "gamma": 4, "tail_min": 4, "mode": m}
-        for m in ("sparse", "recompute", "delta", "tail_only")]
+        for m in ("sparse", "recompute", "delta", "tail_only")
+    ]
     rows = evaluate_methods(evaluator, datamodule, methods, [64], log=lambda *_: None)
     by = {(r["method"], r["task"]): r for r in rows}
     assert len(rows) == 2 * 6 and {r["samples"] for r in rows} == {8}
@@ -94,9 +113,18 @@ def test_lm_training_lowers_the_loss_and_the_run_evaluates(tmp_path, monkeypatch
         assert sparse["spearman_L0"] == pytest.approx(1.0)  # layer 0 q, k come from the embeddings alone
         assert 0 <= sparse["score"] <= 100
 
-    cfg = compose_config([f"run_dir={tmp_path / 'run'}", "attention=delta", "attention.window=8",
-                          "attention.tail_min=4", "attention.gamma=4", "lengths=[64]", "samples=4"],
-                         config_name="eval_longctx")
+    cfg = compose_config(
+        [
+            f"run_dir={tmp_path / 'run'}",
+            "attention=delta",
+            "attention.window=8",
+            "attention.tail_min=4",
+            "attention.gamma=4",
+            "lengths=[64]",
+            "samples=4",
+        ],
+        config_name="eval_longctx",
+    )
     OmegaConf.set_struct(cfg, False)
     out = run_eval(cfg)
     assert {r["task"] for r in out} == {"niah_single_1", "vt"} and all(r["method"] == "delta_W8_S4_g4" for r in out)
@@ -127,17 +155,48 @@ def test_reproduce_delta_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("QDSBENCH_CACHE", str(tmp_path / "cache"))
     train(lm_cfg(tmp_path, steps=20))
     out = tmp_path / "results"
-    argv = ["--run-dir", str(tmp_path / "run"), "--samples", "2", "--lengths", "64,128", "--windows", "8,16",
-            "--gammas", "8,16", "--out", str(out)]
+    argv = [
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--samples",
+        "2",
+        "--lengths",
+        "64,128",
+        "--windows",
+        "8,16",
+        "--gammas",
+        "8,16",
+        "--out",
+        str(out),
+    ]
     threads = torch.get_num_threads()
     try:
         delta.main(argv)
     finally:
         torch.set_num_threads(threads)
-    tables = ("accuracy.md", "accuracy.csv", "tasks.md", "intrinsic.md", "nll.md", "gamma.md", "notail.md",
-              "locality.md", "query_locality.md", "run.json")
-    for name in (*tables, "grid_N64.csv", "grid_N128.csv", "grid.meta.json", "locality.csv", "locality.meta.json",
-                 "query_locality.csv", "query_locality.meta.json", "accuracy_vs_ratio.png"):
+    tables = (
+        "accuracy.md",
+        "accuracy.csv",
+        "tasks.md",
+        "intrinsic.md",
+        "nll.md",
+        "gamma.md",
+        "notail.md",
+        "locality.md",
+        "query_locality.md",
+        "run.json",
+    )
+    for name in (
+        *tables,
+        "grid_N64.csv",
+        "grid_N128.csv",
+        "grid.meta.json",
+        "locality.csv",
+        "locality.meta.json",
+        "query_locality.csv",
+        "query_locality.meta.json",
+        "accuracy_vs_ratio.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     rows = list(csv.DictReader(open(out / "accuracy.csv")))
     assert {(r["N"], r["W"]) for r in rows} == {("64", "8"), ("64", "16"), ("128", "8"), ("128", "16")}
@@ -146,8 +205,12 @@ def test_reproduce_delta_end_to_end(tmp_path, monkeypatch):
     before = {name: (out / name).read_bytes() for name in tables}
 
     env = {**os.environ, "QDSBENCH_CACHE": str(tmp_path / "cache")}
-    subprocess.run([sys.executable, "scripts/reproduce_delta.py", "--stage", "tables", "--out", str(out)],
-                   check=True, cwd=str(REPO_ROOT), env=env)
+    subprocess.run(
+        [sys.executable, "scripts/reproduce_delta.py", "--stage", "tables", "--out", str(out)],
+        check=True,
+        cwd=str(REPO_ROOT),
+        env=env,
+    )
     assert {name: (out / name).read_bytes() for name in tables} == before  # the measurement's argv, not this one
 
 

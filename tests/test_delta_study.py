@@ -34,8 +34,11 @@ def test_each_stage_renderer_rebuilds_the_committed_tables_byte_for_byte(stage, 
         committed = RESULTS / path.relative_to(tmp_path)
         assert path.read_bytes() == committed.read_bytes(), f"{committed} differs from what its records make"
     # the stage's outputs that are tables (not records, not the figure) are exactly what its renderer writes
-    tables = {p for p in MANIFEST.stages[stage].outputs if p.endswith(".md") or p.endswith("run.json")
-              or p.endswith("accuracy.csv")}
+    tables = {
+        p
+        for p in MANIFEST.stages[stage].outputs
+        if p.endswith(".md") or p.endswith("run.json") or p.endswith("accuracy.csv")
+    }
     assert {f"results/{p.relative_to(tmp_path)}" for p in written} == tables
 
 
@@ -54,8 +57,9 @@ def test_tables_are_rendered_from_the_records_not_copied(tmp_path):
     lines[1] = lines[1].replace(b",25,60.0,", b",25,93.0,", 1)  # full attention's score on one task at N = 256
     grid.write_bytes(b"\r\n".join(lines))
     meta = json.loads((src / "grid.meta.json").read_text())
-    (src / "grid.meta.json").write_text(json.dumps({**meta, "argv": ["--stage", "eval", "--x"],
-                                                    "measured": "2031-01-02"}))
+    (src / "grid.meta.json").write_text(
+        json.dumps({**meta, "argv": ["--stage", "eval", "--x"], "measured": "2031-01-02"})
+    )
     rows = (src / "locality.csv").read_text().replace("0.673", "0.777")
     (src / "locality.csv").write_text(rows)
     out = tmp_path / "out"

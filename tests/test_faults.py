@@ -15,16 +15,29 @@ from conftest import REPO_ROOT
 from qdsbench.checkpoint_io import AtomicCheckpointIO
 from qdsbench.runrecord import RunDirectoryInUseError, lock_run_dir
 
-BASE = ["experiment=digits_vit", "logger=none", "trainer.enable_progress_bar=false", "trainer.max_epochs=3",
-        "callbacks.model_summary=null", "callbacks.progress_bar=null", "callbacks.attention_diagnostics=null",
-        "callbacks.lr_monitor=null"]
+BASE = [
+    "experiment=digits_vit",
+    "logger=none",
+    "trainer.enable_progress_bar=false",
+    "trainer.max_epochs=3",
+    "callbacks.model_summary=null",
+    "callbacks.progress_bar=null",
+    "callbacks.attention_diagnostics=null",
+    "callbacks.lr_monitor=null",
+]
 FAULT = ["+callbacks.fault._target_=qdsbench.callbacks.FaultInjection", "+callbacks.fault.kill_at_step=30"]
 
 
 def train(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    return subprocess.run([sys.executable, "-m", "qdsbench.cli.train", *BASE, *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "qdsbench.cli.train", *BASE, *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def metrics(run_dir: Path) -> list[str]:
@@ -33,10 +46,12 @@ def metrics(run_dir: Path) -> list[str]:
 
 @pytest.mark.parametrize("signal_name, status_code", [("SIGTERM", 143), ("SIGINT", 130)])
 def test_preemption_signal_marks_interrupted_exits_nonzero_and_resumes_to_the_same_metrics(
-        tmp_path, signal_name, status_code):
+    tmp_path, signal_name, status_code
+):
     logs = tmp_path  # resume=auto looks for unfinished runs under paths.log_dir
-    killed = train(f"paths.log_dir={logs}", f"hydra.run.dir={tmp_path}/a", *FAULT,
-                   f"+callbacks.fault.signal_name={signal_name}")
+    killed = train(
+        f"paths.log_dir={logs}", f"hydra.run.dir={tmp_path}/a", *FAULT, f"+callbacks.fault.signal_name={signal_name}"
+    )
     assert killed.returncode == status_code, killed.stderr[-2000:]
     record = json.loads((tmp_path / "a" / "run.json").read_text())
     assert record["status"] == "interrupted" and signal_name in record["error"]
@@ -62,10 +77,19 @@ def test_a_used_run_directory_is_refused_before_hydra_writes_into_it(tmp_path):
 
 
 def test_a_second_process_cannot_take_a_locked_run_directory(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from qdsbench.runrecord import lock_run_dir; lock_run_dir(Path(sys.argv[1])); "
-                               "print('locked', flush=True); time.sleep(60)", str(tmp_path)],
-                              stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; "
+            "from qdsbench.runrecord import lock_run_dir; lock_run_dir(Path(sys.argv[1])); "
+            "print('locked', flush=True); time.sleep(60)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(RunDirectoryInUseError, match=rf"in use by another process \(pid {holder.pid}\)"):

@@ -78,9 +78,14 @@ def test_q_matrix_properties_and_reference(shared_data_dir, tmp_path):
     np.testing.assert_allclose(q @ q.T, np.eye(12), atol=1e-5)
     reference = reference_q(values, 12)
     assert np.abs(np.abs(q) - np.abs(reference)).max() < 1e-5
-    sigma_rows = np.mean([np.cov(np.array([values[i : 676 - 12 + i + 1, j] for i in range(12)]))
-                          / np.diag(np.cov(np.array([values[i : 676 - 12 + i + 1, j] for i in range(12)])))
-                          for j in range(7)], axis=0).astype(np.float32)
+    sigma_rows = np.mean(
+        [
+            np.cov(np.array([values[i : 676 - 12 + i + 1, j] for i in range(12)]))
+            / np.diag(np.cov(np.array([values[i : 676 - 12 + i + 1, j] for i in range(12)])))
+            for j in range(7)
+        ],
+        axis=0,
+    ).astype(np.float32)
     eigenvalues = np.einsum("ij,jk,ik->i", q, 0.5 * (sigma_rows + sigma_rows.T), q)
     assert np.all(np.diff(eigenvalues) <= 1e-4)  # rows sorted by descending eigenvalue
     cached = cached_q_matrix(values, 12, tmp_path)
@@ -122,8 +127,17 @@ def test_weighted_l1_and_lr_schedules():
 def test_test_metrics_are_float64_over_all_windows(make_cfg, shared_data_dir):
     from qdsbench.train import train
 
-    metrics = train(make_cfg("experiment=olinear/ili", f"paths.data_dir={shared_data_dir}", "trainer.max_epochs=1",
-                             "model.d_model=32", "model.d_ff=32", "callbacks=forecasting", run_name="ili"))
+    metrics = train(
+        make_cfg(
+            "experiment=olinear/ili",
+            f"paths.data_dir={shared_data_dir}",
+            "trainer.max_epochs=1",
+            "model.d_model=32",
+            "model.d_ff=32",
+            "callbacks=forecasting",
+            run_name="ili",
+        )
+    )
     assert metrics["test/n_windows"] == 170 and metrics["test/n_values"] == 170 * 24 * 7
     assert metrics["test/mse"] > 0 and metrics["test/mae"] > 0
 
@@ -141,16 +155,29 @@ def synthetic_ett(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("model,extra", [("olinear", ["model.d_model=16", "model.d_ff=16"]), ("dlinear", []),
-                                         ("itransformer", ["model.d_model=16", "model.num_heads=2"]),
-                                         ("itransformer", ["model.d_model=16", "model.num_heads=2",
-                                                           "attention=sinkhorn"])])
+@pytest.mark.parametrize(
+    "model,extra",
+    [
+        ("olinear", ["model.d_model=16", "model.d_ff=16"]),
+        ("dlinear", []),
+        ("itransformer", ["model.d_model=16", "model.num_heads=2"]),
+        ("itransformer", ["model.d_model=16", "model.num_heads=2", "attention=sinkhorn"]),
+    ],
+)
 def test_fast_dev_run_on_a_synthetic_ett_csv(make_cfg, synthetic_ett, model, extra):
     from qdsbench.train import train
 
-    metrics = train(make_cfg(f"experiment={model}/etth1", f"paths.data_dir={synthetic_ett}", "data.verify_md5=false",
-                             "+trainer.fast_dev_run=true", "callbacks=forecasting", *extra,
-                             run_name=f"{model}_{len(extra)}"))
+    metrics = train(
+        make_cfg(
+            f"experiment={model}/etth1",
+            f"paths.data_dir={synthetic_ett}",
+            "data.verify_md5=false",
+            "+trainer.fast_dev_run=true",
+            "callbacks=forecasting",
+            *extra,
+            run_name=f"{model}_{len(extra)}",
+        )
+    )
     assert np.isfinite(metrics["test/mse"])
     assert metrics["test/n_windows"] == 16 and metrics["test/n_values"] == 16 * 96 * 7
 

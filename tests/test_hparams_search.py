@@ -18,11 +18,25 @@ TRAIN = [sys.executable, "-m", "qdsbench.cli.train"]
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     logs = tmp_path_factory.mktemp("hs")
-    out = subprocess.run([*TRAIN, "experiment=digits_vit", "hparams_search=qds_vit_sinkhorn",
-                          "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.n_startup_trials=2",
-                          "trainer.max_epochs=1", "logger=none",
-                          "callbacks=minimal", "test=false", f"paths.log_dir={logs}", "num_threads=1"],
-                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [
+            *TRAIN,
+            "experiment=digits_vit",
+            "hparams_search=qds_vit_sinkhorn",
+            "hydra.sweeper.n_trials=3",
+            "hydra.sweeper.sampler.n_startup_trials=2",
+            "trainer.max_epochs=1",
+            "logger=none",
+            "callbacks=minimal",
+            "test=false",
+            f"paths.log_dir={logs}",
+            "num_threads=1",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     (sweep_dir,) = (logs / "train" / "multiruns").iterdir()
     return sweep_dir
@@ -67,5 +81,6 @@ def test_search_space_keys_exist_in_the_configs_they_tune():
 def test_unknown_search_preset_names_the_choices():
     out = subprocess.run([*TRAIN, "hparams_search=nope"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
-    assert out.stderr.strip() == ("qdsbench: error: unknown hparams_search 'nope'; "
-                                  "valid choices: olinear, qds_vit_sinkhorn")
+    assert out.stderr.strip() == (
+        "qdsbench: error: unknown hparams_search 'nope'; valid choices: olinear, qds_vit_sinkhorn"
+    )

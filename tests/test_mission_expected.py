@@ -15,10 +15,22 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT
 
-BACKENDS = {"Softmax": "softmax", "Softmax_σ²": "normsoftmax_var", "QR": "qr", "QontOT": "qontot",
-            "Sinkhorn": "sinkhorn"}
-MEDMNIST = {"OCT": "octmnist", "Pneumonia": "pneumoniamnist", "Tissue": "tissuemnist", "OrganA": "organamnist",
-            "OrganC": "organcmnist", "OrganS": "organsmnist", "Breast": "breastmnist"}
+BACKENDS = {
+    "Softmax": "softmax",
+    "Softmax_σ²": "normsoftmax_var",
+    "QR": "qr",
+    "QontOT": "qontot",
+    "Sinkhorn": "sinkhorn",
+}
+MEDMNIST = {
+    "OCT": "octmnist",
+    "Pneumonia": "pneumoniamnist",
+    "Tissue": "tissuemnist",
+    "OrganA": "organamnist",
+    "OrganC": "organcmnist",
+    "OrganS": "organsmnist",
+    "Breast": "breastmnist",
+}
 DATASETS = {"FashionMNIST": "fashion_mnist", "MNIST": "mnist"}
 
 
@@ -102,7 +114,7 @@ def test_qds_expected_values_are_the_papers_tables(papers):
         key = (row["table"], row["dataset"], row["backend"], row["setting"])
         assert key not in ours, f"duplicate row {key}"
         ours[key] = row
-    assert set(ours) == set(paper), (set(ours) ^ set(paper))
+    assert set(ours) == set(paper), set(ours) ^ set(paper)
     for key, (mean, std) in paper.items():
         row = ours[key]
         assert (float(row["expected"]), float(row["expected_std"])) == (mean, std), key

@@ -11,8 +11,13 @@ import torch
 
 from qdsbench import attention
 
-OPTIONS = {"sinkhorn": {"n_iter": 21}, "qontot": {"n_aux_qubits": 1, "layers": 2, "dtype": "complex128"},
-           "monarch": {"block_size": 3}, "performer": {"redraw": False}, "normlin": {"num_tokens": 8}}
+OPTIONS = {
+    "sinkhorn": {"n_iter": 21},
+    "qontot": {"n_aux_qubits": 1, "layers": 2, "dtype": "complex128"},
+    "monarch": {"block_size": 3},
+    "performer": {"redraw": False},
+    "normlin": {"num_tokens": 8},
+}
 # qontot (masked scores in the circuit angles) and qr (noise scaled by ||S||_F with the masked scores) failed this
 # until fixed; their minimal inputs are test_bug_qontot_masked_keys_change_the_output and
 # test_bug_qr_noise_scale_sees_masked_keys in tests/test_attention_properties.py.

@@ -91,8 +91,10 @@ def brute_force_monarch(q: np.ndarray, k: np.ndarray, b: int, steps: int, pad: s
     return dense(l_fac, r_fac)[np.ix_(tokens, tokens)]
 
 
-@pytest.mark.parametrize("n,block,steps,pad", [(7, 3, 1, "pre"), (10, 4, 2, "post"), (11, 3, 2, "pre"),
-                                               (9, 2, 3, "post"), (12, 5, 1, "post")])
+@pytest.mark.parametrize(
+    "n,block,steps,pad",
+    [(7, 3, 1, "pre"), (10, 4, 2, "post"), (11, 3, 2, "pre"), (9, 2, 3, "post"), (12, 5, 1, "post")],
+)
 def test_monarch_equals_brute_force_alternating_maximisation(n, block, steps, pad):
     g = torch.Generator().manual_seed(n * 10 + steps)
     q, k, v = (torch.randn(1, 1, n, 6, generator=g, dtype=torch.float64) * 1.5 for _ in range(3))

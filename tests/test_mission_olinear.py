@@ -15,8 +15,18 @@ def orthogonal(n: int, seed: int) -> np.ndarray:
 
 def small_olinear(t=12, tau=6, n=3, d=4, seed=0):
     torch.manual_seed(seed)
-    net = OLinear(orthogonal(t, seed), orthogonal(tau, seed + 1), n, t, tau, embed_size=d, d_model=16, d_ff=16,
-                  e_layers=1, dropout=0.0).eval()
+    net = OLinear(
+        orthogonal(t, seed),
+        orthogonal(tau, seed + 1),
+        n,
+        t,
+        tau,
+        embed_size=d,
+        d_model=16,
+        d_ff=16,
+        e_layers=1,
+        dropout=0.0,
+    ).eval()
     with torch.no_grad():  # non-trivial RevIN affine and offsets, so that each one must be in the right place
         for p in (net.revin.weight, net.revin.bias, net.delta1, net.delta2):
             p.add_(0.3 * torch.randn_like(p))
@@ -25,9 +35,11 @@ def small_olinear(t=12, tau=6, n=3, d=4, seed=0):
 
 def captured_stages(net, x):
     seen = {}
-    hooks = [net.proj_in.register_forward_pre_hook(lambda m, args: seen.__setitem__("proj_in", args[0])),
-             net.proj_out.register_forward_hook(lambda m, args, out: seen.__setitem__("proj_out", out)),
-             net.fc.register_forward_pre_hook(lambda m, args: seen.__setitem__("fc", args[0]))]
+    hooks = [
+        net.proj_in.register_forward_pre_hook(lambda m, args: seen.__setitem__("proj_in", args[0])),
+        net.proj_out.register_forward_hook(lambda m, args, out: seen.__setitem__("proj_out", out)),
+        net.fc.register_forward_pre_hook(lambda m, args: seen.__setitem__("fc", args[0])),
+    ]
     with torch.no_grad():
         y = net(x)
     for h in hooks:
@@ -55,8 +67,9 @@ def test_first_stage_is_x_q_transpose_and_the_output_stage_maps_back_with_q_out(
     # output stage: h (B, N, d, tau) -> h Q_out (+ delta2), flattened time-major for the MLP
     h = seen["proj_out"].double().numpy().reshape(b, n, d, tau)
     back = np.einsum("bnet,tv->bnev", h, arr["q_out"]) + arr["delta2"][0]
-    np.testing.assert_allclose(seen["fc"].double().numpy(), back.transpose(0, 1, 3, 2).reshape(b, n, tau * d),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        seen["fc"].double().numpy(), back.transpose(0, 1, 3, 2).reshape(b, n, tau * d), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_the_forecast_depends_on_q_in_and_q_out():

@@ -42,8 +42,12 @@ def test_parted_halves_the_depth_and_splits_the_blocks_between_the_registers(k, 
     assert parted.size() == simple.size()  # the same gates, no SWAPs or extra gates
 
     def gates_on(circuit, register):
-        return sum(1 for inst in circuit.data if inst.operation.name not in ("h", "cx")
-                   and all(circuit.find_bit(q).index in register for q in inst.qubits))
+        return sum(
+            1
+            for inst in circuit.data
+            if inst.operation.name not in ("h", "cx")
+            and all(circuit.find_bit(q).index in register for q in inst.qubits)
+        )
 
     blocks = brick_wall(k, layers)
     on_a = 4 * sum(1 for b in blocks if b.layer < first_half)

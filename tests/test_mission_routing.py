@@ -33,25 +33,54 @@ MODELS = {
     "vit_stripes": (["experiment=qds/vit_mnist_family", "model.depth=3"], vit_images),
     # 4x4 patches of an 8x8 digit + CLS = 5 tokens: N is not a multiple of Monarch's block, b != sqrt(N)
     "vit_patch": (["experiment=digits_vit", "model.tokenizer=patch", "model.patch_size=4"], vit_images),
-    "itransformer": (["experiment=itransformer/etth1", "model.d_model=16", "model.num_heads=2", "model.depth=2"],
-                     lambda cfg: torch.randn(2, cfg.data.seq_len, 8)),
+    "itransformer": (
+        ["experiment=itransformer/etth1", "model.d_model=16", "model.num_heads=2", "model.depth=2"],
+        lambda cfg: torch.randn(2, cfg.data.seq_len, 8),
+    ),
     "tagger": (["experiment=analysis/switch_tagging", "model.depth=2"], tokens),
-    "decoder_lm": (["experiment=delta/train", "model.depth=2", "model.embed_dim=32", "model.num_heads=2"],
-                   lambda cfg: torch.randint(0, cfg.model.vocab_size, (2, 40))),
+    "decoder_lm": (
+        ["experiment=delta/train", "model.depth=2", "model.embed_dim=32", "model.num_heads=2"],
+        lambda cfg: torch.randint(0, cfg.model.vocab_size, (2, 40)),
+    ),
     "yang_shallow": (["experiment=analysis/cooccurrence", "model.m=8", "model.m1=8"], tokens),
 }
-NON_CAUSAL = ["softmax", "sdpa", "normsoftmax_std", "normsoftmax_var", "sinkhorn", "qr", "monarch", "sigmoid",
-              "performer", "nystrom", "cosformer", "linear"]
+NON_CAUSAL = [
+    "softmax",
+    "sdpa",
+    "normsoftmax_std",
+    "normsoftmax_var",
+    "sinkhorn",
+    "qr",
+    "monarch",
+    "sigmoid",
+    "performer",
+    "nystrom",
+    "cosformer",
+    "linear",
+]
 CASES = (
     [("vit_stripes", name, []) for name in [*NON_CAUSAL, "qontot", "qontot_cpu"]]
-    + [("vit_patch", name, ["attention.block_size=2"] if name == "monarch" else [])
-       for name in ["sinkhorn", "qr", "normsoftmax_var", "monarch"]]
-    + [("itransformer", name, ["attention.n_data_qubits=3", "attention.n_aux_qubits=1"] if "qontot" in name else [])
-       for name in ["sinkhorn", "qr", "normsoftmax_std", "monarch", "qontot"]]
+    + [
+        ("vit_patch", name, ["attention.block_size=2"] if name == "monarch" else [])
+        for name in ["sinkhorn", "qr", "normsoftmax_var", "monarch"]
+    ]
+    + [
+        ("itransformer", name, ["attention.n_data_qubits=3", "attention.n_aux_qubits=1"] if "qontot" in name else [])
+        for name in ["sinkhorn", "qr", "normsoftmax_std", "monarch", "qontot"]
+    ]
     + [("tagger", name, []) for name in ["sinkhorn", "qr", "sdpa", "normsoftmax_var"]]
-    + [("decoder_lm", name, ["attention.window=8", "attention.sinks=2", "attention.gamma=4", "attention.tail_min=4"]
-        if name == "delta" else ["attention.window=8", "attention.sinks=2"] if name == "sink_window" else [])
-       for name in ["softmax", "sink_window", "delta"]]
+    + [
+        (
+            "decoder_lm",
+            name,
+            ["attention.window=8", "attention.sinks=2", "attention.gamma=4", "attention.tail_min=4"]
+            if name == "delta"
+            else ["attention.window=8", "attention.sinks=2"]
+            if name == "sink_window"
+            else [],
+        )
+        for name in ["softmax", "sink_window", "delta"]
+    ]
     + [("yang_shallow", name, []) for name in ["sinkhorn", "qr", "normsoftmax_var"]]
 )
 

@@ -27,22 +27,23 @@ def parse_needles(prompt: list[int]) -> list[tuple[tuple[int, ...], tuple[int, .
             return pairs
         mid = prompt.index(is_, start)
         end = prompt.index(sep, mid)
-        pairs.append((tuple(prompt[start + 1:mid]), tuple(prompt[mid + 1:end])))
+        pairs.append((tuple(prompt[start + 1 : mid]), tuple(prompt[mid + 1 : end])))
         i = end
 
 
 def queried_keys(prompt: list[int], key_len: int) -> list[tuple[int, ...]]:
-    query = prompt[prompt.index(V.special("QUERY")) + 1:prompt.index(V.special("ANS"))]
+    query = prompt[prompt.index(V.special("QUERY")) + 1 : prompt.index(V.special("ANS"))]
     assert len(query) % key_len == 0
-    return [tuple(query[i:i + key_len]) for i in range(0, len(query), key_len)]
+    return [tuple(query[i : i + key_len]) for i in range(0, len(query), key_len)]
 
 
 @pytest.mark.parametrize("task", NIAH)
 @pytest.mark.parametrize("length", [256, 1024])
 def test_references_are_the_values_the_prompt_gives_the_queried_keys(task, length):
     spec = TASKS[task]
-    key_len = {"words": GEN.formats.key_words, "numbers": GEN.formats.number_len,
-               "uuids": GEN.formats.uuid_len}[spec.key]
+    key_len = {"words": GEN.formats.key_words, "numbers": GEN.formats.number_len, "uuids": GEN.formats.uuid_len}[
+        spec.key
+    ]
     for index in range(12):
         sample = GEN.sample(task, length, 11, index)
         needles = parse_needles(sample.prompt)
@@ -59,7 +60,7 @@ def test_references_are_the_values_the_prompt_gives_the_queried_keys(task, lengt
         # multivalue: the needles' order in the prompt is shuffled, so compare each key's values as a set
         got = []
         for q in range(len(keys)):
-            got += sorted(tuple(r) for r in sample.references[q * spec.num_needle_v:(q + 1) * spec.num_needle_v])
+            got += sorted(tuple(r) for r in sample.references[q * spec.num_needle_v : (q + 1) * spec.num_needle_v])
         assert got == expected
         other = {v for key, vals in values_of.items() if key not in keys for v in vals}
         assert not other & {tuple(r) for r in sample.references}, "a reference belongs to another key"

@@ -22,9 +22,12 @@ def test_a_one_seed_cell_renders_without_a_spread():
 
 
 def test_no_committed_table_prints_a_spread_for_one_seed():
-    offenders = [str(path.relative_to(REPO_ROOT)) for path in sorted((REPO_ROOT / "results").rglob("*.md"))
-                 if not {"legacy_cpu_budget", "quality"} & set(path.parts)  # quality/ quotes the old form
-                 and ONE_SEED_SPREAD.search(path.read_text())]
+    offenders = [
+        str(path.relative_to(REPO_ROOT))
+        for path in sorted((REPO_ROOT / "results").rglob("*.md"))
+        if not {"legacy_cpu_budget", "quality"} & set(path.parts)  # quality/ quotes the old form
+        and ONE_SEED_SPREAD.search(path.read_text())
+    ]
     assert offenders == []
     legacy = sorted((REPO_ROOT / "results" / "olinear" / "legacy_cpu_budget").glob("*.md"))
     assert legacy and any(ONE_SEED_SPREAD.search(p.read_text()) for p in legacy)  # the regex does find the old form

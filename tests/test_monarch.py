@@ -16,8 +16,10 @@ def qkv(n=50, d=16, scale=1.0, seed=0):
     return [torch.randn(2, 3, n, d, generator=g, dtype=torch.float64) * scale for _ in range(3)]
 
 
-@pytest.mark.parametrize("n,block,steps,pad", [(49, 7, 1, "pre"), (50, 7, 2, "pre"), (50, 7, 3, "post"),
-                                               (197, 14, 2, "pre"), (16, None, 1, "post")])
+@pytest.mark.parametrize(
+    "n,block,steps,pad",
+    [(49, 7, 1, "pre"), (50, 7, 2, "pre"), (50, 7, 3, "post"), (197, 14, 2, "pre"), (16, None, 1, "post")],
+)
 def test_efficient_form_equals_explicit_matrix(n, block, steps, pad):
     q, k, v = qkv(n)
     backend = attention.create("monarch", block_size=block, num_steps=steps, pad=pad)
@@ -30,8 +32,9 @@ def test_efficient_form_equals_explicit_matrix(n, block, steps, pad):
 @pytest.mark.parametrize("block", [1, 50])
 def test_degenerate_block_sizes_are_exact_softmax(block):
     q, k, v = qkv(50)
-    torch.testing.assert_close(attention.create("monarch", block_size=block)(q, k, v),
-                               attention.create("softmax")(q, k, v))
+    torch.testing.assert_close(
+        attention.create("monarch", block_size=block)(q, k, v), attention.create("softmax")(q, k, v)
+    )
 
 
 def test_more_steps_raise_the_variational_objective():
@@ -41,8 +44,9 @@ def test_more_steps_raise_the_variational_objective():
     def objective(a):
         return float((a * s).sum() - torch.special.xlogy(a, a).sum())
 
-    values = [objective(attention.create("monarch", block_size=8, num_steps=t).attention_matrix(q, k))
-              for t in (1, 2, 3, 4)]
+    values = [
+        objective(attention.create("monarch", block_size=8, num_steps=t).attention_matrix(q, k)) for t in (1, 2, 3, 4)
+    ]
     assert all(b >= a - 1e-9 for a, b in zip(values, values[1:]))
     assert objective(torch.softmax(s, -1)) >= values[-1]  # softmax is the unconstrained maximiser
 
@@ -111,8 +115,10 @@ def test_padding_gives_padded_keys_no_weight_and_pre_post_agree_without_padding(
     r, _, _ = post._factors(q, k)
     assert r[..., -1, :, -1].abs().max() == 0  # the post-pad key of the last block
     q, k, v = qkv(49)
-    torch.testing.assert_close(attention.create("monarch", block_size=7, num_steps=3, pad="pre")(q, k, v),
-                               attention.create("monarch", block_size=7, num_steps=3, pad="post")(q, k, v))
+    torch.testing.assert_close(
+        attention.create("monarch", block_size=7, num_steps=3, pad="pre")(q, k, v),
+        attention.create("monarch", block_size=7, num_steps=3, pad="post")(q, k, v),
+    )
 
 
 def test_conversion_leaves_untouched_layers_bit_identical(make_cfg, tmp_path):
@@ -129,8 +135,17 @@ def test_conversion_leaves_untouched_layers_bit_identical(make_cfg, tmp_path):
     assert type(attention_layers(task.net)[0].backend).__name__ == "SoftmaxAttention"
 
 
-@pytest.mark.parametrize("n,block,steps,pad", [(197, 14, 1, "pre"), (197, 14, 2, "post"), (50, 7, 3, "pre"),
-                                               (10, 9, 2, "post"), (10, 10, 2, "pre"), (5, 3, 1, "pre")])
+@pytest.mark.parametrize(
+    "n,block,steps,pad",
+    [
+        (197, 14, 1, "pre"),
+        (197, 14, 2, "post"),
+        (50, 7, 3, "pre"),
+        (10, 9, 2, "post"),
+        (10, 10, 2, "pre"),
+        (5, 3, 1, "pre"),
+    ],
+)
 def test_gradients_are_finite_when_n_is_not_a_multiple_of_the_block(n, block, steps, pad):
     # padded keys have r == 0; xlogy's derivative there is -inf and used to turn into NaN in softmax's backward
     g = torch.Generator().manual_seed(n)

@@ -44,8 +44,9 @@ def test_wrong_token_count_names_the_setting():
 
 
 def test_itransformer_with_normlin_mixes_variates_through_it_in_every_layer():
-    cfg = compose_config(["experiment=itransformer/ili", "attention=normlin", "model.depth=2", "model.d_model=32",
-                          "model.num_heads=4"])
+    cfg = compose_config(
+        ["experiment=itransformer/ili", "attention=normlin", "model.depth=2", "model.d_model=32", "model.num_heads=4"]
+    )
     net = build_net(cfg).eval()
     backends = [m for m in net.modules() if isinstance(m, attention.AttentionBackend)]
     assert len(backends) == 2 and all(b.name == "normlin" and b.num_tokens == 7 for b in backends)

@@ -66,8 +66,13 @@ def short_prompt(smollm2):
 @needs_smollm2
 def test_smollm2_shape_and_every_layer_has_the_backend(smollm2):
     cfg = smollm2.hf.config
-    assert (cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim,
-            cfg.vocab_size) == (30, 9, 3, 64, 49152)
+    assert (cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, cfg.vocab_size) == (
+        30,
+        9,
+        3,
+        64,
+        49152,
+    )
     assert cfg.rope_parameters["rope_theta"] == 1e5 and cfg._attn_implementation == "qdsbench"
     backends = smollm2.backends()
     assert len(backends) == 30 and all(type(b).__name__ == "SoftmaxAttention" and b.causal for b in backends)
@@ -179,8 +184,9 @@ def test_smollm2_reader_equals_transformers_gguf_loading(smollm2):
     """read_llama_gguf gives exactly the tensors of transformers' own GGUF path (about 60 s: it parses twice)."""
     from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 
-    reference = load_gguf_checkpoint(str(pretrained.smollm2_gguf_path()), return_tensors=True,
-                                     model_to_load=smollm2.hf)["tensors"]
+    reference = load_gguf_checkpoint(
+        str(pretrained.smollm2_gguf_path()), return_tensors=True, model_to_load=smollm2.hf
+    )["tensors"]
     ours = smollm2.hf.state_dict()
     assert set(reference) <= set(ours)
     for name, tensor in reference.items():
@@ -191,8 +197,12 @@ def test_smollm2_reader_equals_transformers_gguf_loading(smollm2):
 # all-MiniLM-L6-v2
 # --------------------------------------------------------------------------------------------------------------
 
-SENTENCES = ["A man is playing a guitar.", "Someone is playing an acoustic guitar.",
-             "The stock market fell sharply on Monday.", "Share prices dropped steeply at the start of the week."]
+SENTENCES = [
+    "A man is playing a guitar.",
+    "Someone is playing an acoustic guitar.",
+    "The stock market fell sharply on Monday.",
+    "Share prices dropped steeply at the start of the week.",
+]
 
 
 @needs_minilm
@@ -255,7 +265,8 @@ def test_minilm_builds_from_the_composed_config(minilm):
     net = build_net(cfg)
     assert isinstance(net, pretrained.SentenceEncoder) and net.backend_layers == [0, 5]
     assert [type(b).__name__ if b is not None else None for b in net.backends()] == (
-        ["SinkhornAttention"] + [None] * 4 + ["SinkhornAttention"])
+        ["SinkhornAttention"] + [None] * 4 + ["SinkhornAttention"]
+    )
     assert minilm.backends()[1] is not None  # a fresh copy: the fixture's model is untouched
 
 

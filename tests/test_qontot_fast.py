@@ -44,7 +44,9 @@ def test_schedule_covers_the_kept_blocks_once_in_an_order_their_dependencies_all
     for later in order:  # every earlier kept block sharing a qubit comes first
         for earlier in order:
             shared = {blocks[earlier].first_qubit, blocks[earlier].first_qubit + 1} & {
-                blocks[later].first_qubit, blocks[later].first_qubit + 1}
+                blocks[later].first_qubit,
+                blocks[later].first_qubit + 1,
+            }
             if earlier < later and shared:
                 assert position[earlier] < position[later]
 
@@ -136,13 +138,15 @@ def test_no_grad_path_and_empty_batch():
 
 
 def test_backend_gradients_into_scores_and_theta_equal_the_reference():
-    backend = attention.create("qontot", n_data_qubits=2, n_aux_qubits=2, layers=2, grad="full",
-                               dtype="complex128").double()
+    backend = attention.create(
+        "qontot", n_data_qubits=2, n_aux_qubits=2, layers=2, grad="full", dtype="complex128"
+    ).double()
     s = torch.randn(3, 1, 4, 4, dtype=torch.float64, requires_grad=True)
     w = torch.randn(3, 1, 4, 4, dtype=torch.float64)
     ours = torch.autograd.grad((backend.normalize(s) * w).sum(), (s, backend.theta))
     flat_angles = backend.angles(s.reshape(3, 4, 4))
-    reference = torch.autograd.grad((reference_dsm(flat_angles, 2, 2, 2).reshape(3, 1, 4, 4) * w).sum(),
-                                    (s, backend.theta))
+    reference = torch.autograd.grad(
+        (reference_dsm(flat_angles, 2, 2, 2).reshape(3, 1, 4, 4) * w).sum(), (s, backend.theta)
+    )
     for mine, theirs in zip(ours, reference):
         torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-10)

@@ -11,12 +11,15 @@ from qdsbench.quantum.sampling import sample_dsm
 
 
 def backend(q_d, q_a, layers, ansatz="simple", **kw):
-    return attention.create("qontot", n_data_qubits=q_d, n_aux_qubits=q_a, layers=layers, ansatz=ansatz,
-                            dtype="complex128", **kw)
+    return attention.create(
+        "qontot", n_data_qubits=q_d, n_aux_qubits=q_a, layers=layers, ansatz=ansatz, dtype="complex128", **kw
+    )
 
 
-@pytest.mark.parametrize("q_d,q_a,layers,ansatz", [(1, 1, 1, "simple"), (2, 1, 3, "parted"), (2, 3, 2, "simple"),
-                                                    (3, 2, 2, "parted"), (3, 4, 1, "simple")])
+@pytest.mark.parametrize(
+    "q_d,q_a,layers,ansatz",
+    [(1, 1, 1, "simple"), (2, 1, 3, "parted"), (2, 3, 2, "simple"), (3, 2, 2, "parted"), (3, 4, 1, "simple")],
+)
 def test_circuit_unitary_equals_qiskit_operator(q_d, q_a, layers, ansatz):
     b = backend(q_d, q_a, layers, ansatz)
     rng = np.random.default_rng(q_d * 10 + q_a + layers)
@@ -35,8 +38,9 @@ def bell_dsm(b, angles) -> np.ndarray:
     return n * joint.reshape(n, m, n, m).sum(axis=(1, 3)).T
 
 
-@pytest.mark.parametrize("q_d,q_a,layers,ansatz", [(2, 2, 2, "simple"), (2, 2, 2, "parted"), (1, 3, 2, "simple"),
-                                                    (2, 3, 3, "parted")])
+@pytest.mark.parametrize(
+    "q_d,q_a,layers,ansatz", [(2, 2, 2, "simple"), (2, 2, 2, "parted"), (1, 3, 2, "simple"), (2, 3, 3, "parted")]
+)
 def test_bell_circuit_marginal_equals_normalize(q_d, q_a, layers, ansatz):
     """Also where the simulator skips the aux-only ends of the circuit (q_a >= 2)."""
     b = backend(q_d, q_a, layers, ansatz)

@@ -24,9 +24,15 @@ def value_and_grad(fn, q, k, weights):
     return p.detach(), q.grad
 
 
-@pytest.mark.parametrize("dtype,options,tol", [(torch.float64, {}, 1e-10), (torch.float32, {}, 1e-5),
-                                               (torch.float32, {"dtype": "float32"}, 1e-5),
-                                               (torch.float64, {"noise": 0.0}, 1e-10)])
+@pytest.mark.parametrize(
+    "dtype,options,tol",
+    [
+        (torch.float64, {}, 1e-10),
+        (torch.float32, {}, 1e-5),
+        (torch.float32, {"dtype": "float32"}, 1e-5),
+        (torch.float64, {"noise": 0.0}, 1e-10),
+    ],
+)
 @pytest.mark.parametrize("n", [8, 50])
 def test_equals_the_reference_values_and_gradients(dtype, options, tol, n):
     backend = attention.create("qr", **options)

@@ -50,8 +50,13 @@ def test_the_readme_shows_commands():
 def test_readme_train_command_composes(command):
     args = fast_variant(command)
     extra = [] if any(a.startswith("--") for a in args) else ["--cfg", "job"]
-    out = subprocess.run([sys.executable, "-m", "qdsbench.cli.train", *args, *extra], cwd=REPO_ROOT,
-                         capture_output=True, text=True, timeout=180)
+    out = subprocess.run(
+        [sys.executable, "-m", "qdsbench.cli.train", *args, *extra],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert out.returncode == 0, f"{command}: {out.stderr.strip()[-2000:]}"
     assert out.stdout.strip(), command
 
@@ -69,8 +74,21 @@ def test_readme_other_commands_exist_and_know_their_flags(command):
 
 def test_the_readme_digits_run_trains(tmp_path):
     (command,) = [c for c in TRAIN if c.split()[1:] == ["experiment=digits_vit"]]
-    out = subprocess.run([sys.executable, "-m", "qdsbench.cli.train", *command.split()[1:], "debug=fdr",
-                          "logger=none", "extras.print_config=false", f"paths.log_dir={tmp_path}"], cwd=REPO_ROOT,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "qdsbench.cli.train",
+            *command.split()[1:],
+            "debug=fdr",
+            "logger=none",
+            "extras.print_config=false",
+            f"paths.log_dir={tmp_path}",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert list(tmp_path.glob("*/runs/*/run.json"))  # debug modes log under their own task name

@@ -18,17 +18,27 @@ from qdsbench.train import train
 CHROMIUM = Path("/usr/bin/chromium")
 SWEEP = "multiruns/2026-01-01_00-00-00"
 TRIALS = [  # (lr, depth, val/acc or None for a failed trial)
-    (3e-4, 1, 0.40), (1e-3, 2, 0.55), (2e-3, 4, 0.50), (5e-4, 1, None)]
+    (3e-4, 1, 0.40),
+    (1e-3, 2, 0.55),
+    (2e-3, 4, 0.50),
+    (5e-4, 1, None),
+]
 SPACE = {"task.optimizer.lr": "tag(log, interval(1e-4, 3e-3))", "model.depth": "choice(1, 2, 4)"}
 
 
 def _png() -> bytes:
     """A valid 4x4 grey PNG (no imaging library needed)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     rows = b"".join(b"\x00" + bytes([40 * i] * 4) for i in range(4))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _record_overrides(run_dir: Path, overrides: list[str]) -> None:
@@ -39,8 +49,9 @@ def _record_overrides(run_dir: Path, overrides: list[str]) -> None:
     (run_dir / "run.json").write_text(json.dumps(record))
 
 
-def _fabricate(src: Path, dst: Path, overrides: list[str], config: dict | None = None, metrics: dict | None = None,
-               **record) -> Path:
+def _fabricate(
+    src: Path, dst: Path, overrides: list[str], config: dict | None = None, metrics: dict | None = None, **record
+) -> Path:
     """A run directory made from a trained one: other overrides, config values, summary metrics, run.json fields."""
     from omegaconf import OmegaConf
 
@@ -68,14 +79,28 @@ def _sweep(root: Path, src: Path) -> Path:
     command = "qdsbench-train experiment=digits_vit hparams_search=qds_vit_sinkhorn hydra.sweeper.n_trials=4"
     for job, (lr, depth, value) in enumerate(TRIALS):
         trial = _fabricate(
-            src, sweep_dir / str(job),
-            [f"task.optimizer.lr={lr}", f"model.depth={depth}", "experiment=digits_vit",
-             "hparams_search=qds_vit_sinkhorn", "logger=none", f"paths.log_dir={root}"],
+            src,
+            sweep_dir / str(job),
+            [
+                f"task.optimizer.lr={lr}",
+                f"model.depth={depth}",
+                "experiment=digits_vit",
+                "hparams_search=qds_vit_sinkhorn",
+                "logger=none",
+                f"paths.log_dir={root}",
+            ],
             config={"task.optimizer.lr": lr, "model.depth": depth, "attention.name": "sinkhorn", "test": False},
-            metrics={"val/acc": value}, status="finished" if value is not None else "failed",
-            sweep={"command": command, "dir": str(sweep_dir), "job": job}, seed=0)
-        sweeper = {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper",
-                   "direction": "maximize", "study_name": "qds_vit_sinkhorn", "params": SPACE}
+            metrics={"val/acc": value},
+            status="finished" if value is not None else "failed",
+            sweep={"command": command, "dir": str(sweep_dir), "job": job},
+            seed=0,
+        )
+        sweeper = {
+            "_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper",
+            "direction": "maximize",
+            "study_name": "qds_vit_sinkhorn",
+            "params": SPACE,
+        }
         (trial / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"sweeper": sweeper}}))
     best = {"name": "optuna", "best_params": {"task.optimizer.lr": 1e-3, "model.depth": 2}, "best_value": 0.55}
     (sweep_dir / "optimization_results.yaml").write_text(yaml.safe_dump(best))
@@ -98,12 +123,19 @@ def fixture_logs(tmp_path_factory):
     copy, a debug=fdr run, a rerun of seed 1, an Optuna study of 4 trials (one failed), an analysis with W&B media."""
     import os
     import sys
+
     sys.path.insert(0, str(Path(__file__).parent))
     from conftest import compose_config
 
     root = tmp_path_factory.mktemp("logs")
-    base = ["experiment=digits_vit", "logger=none", "callbacks=minimal", "trainer.enable_progress_bar=false",
-            "trainer.max_epochs=2", f"paths.log_dir={root}"]
+    base = [
+        "experiment=digits_vit",
+        "logger=none",
+        "callbacks=minimal",
+        "trainer.enable_progress_bar=false",
+        "trainer.max_epochs=2",
+        f"paths.log_dir={root}",
+    ]
 
     def run(name: str, *overrides: str) -> None:
         overrides = [*base, *overrides, f"paths.output_dir={root}/{name}"]
@@ -130,8 +162,13 @@ def fixture_logs(tmp_path_factory):
         os.environ["WANDB_MODE"] = old or "disabled"
     shutil.copytree(root / "wandb_run" / "wandb", root / "wandb_only" / "wandb", symlinks=True)
     softmax = yaml.safe_load((root / "softmax_0" / ".hydra" / "overrides.yaml").read_text())
-    _fabricate(root / "softmax_0", root / "debug_fdr", [*softmax, "debug=fdr"],
-               config={"task_name": "debug", "trainer.fast_dev_run": True}, metrics={"test/acc": 0.01})
+    _fabricate(
+        root / "softmax_0",
+        root / "debug_fdr",
+        [*softmax, "debug=fdr"],
+        config={"task_name": "debug", "trainer.fast_dev_run": True},
+        metrics={"test/acc": 0.01},
+    )
     rerun = yaml.safe_load((root / "softmax_1" / ".hydra" / "overrides.yaml").read_text())
     first = json.loads((root / "softmax_1" / "summary.json").read_text())["test"]["test/acc"]
     _fabricate(root / "softmax_1", root / "softmax_1_rerun", rerun, metrics={"test/acc": first + 0.1})
@@ -161,8 +198,20 @@ def test_collector_keeps_every_kind_of_run(fixture_logs):
     assert statuses["failed"] == "failed" and statuses["running"] == "running"
     assert statuses["softmax_0"] == "finished" and statuses["wandb_only"] == "unknown (W&B only)"
     assert len(runs) == 14 and not runs["run_dir"].str.contains("analysis").any()  # W&B media of an analysis: no run
-    assert {"cfg.model.depth", "cfg.attention.name", "metric.test/acc", "dataset", "backend", "task", "experiment",
-            "config_hash", "command", "name", "group", "kind"} <= set(runs.columns)
+    assert {
+        "cfg.model.depth",
+        "cfg.attention.name",
+        "metric.test/acc",
+        "dataset",
+        "backend",
+        "task",
+        "experiment",
+        "config_hash",
+        "command",
+        "name",
+        "group",
+        "kind",
+    } <= set(runs.columns)
     assert not [c for c in runs.columns if c.startswith(("metric._", "cfg._"))]  # W&B's _runtime, _step, _wandb
     assert set(history.columns) == {"run_dir", "step", "epoch", "metric", "value"}
     assert not history["metric"].str.startswith("_").any()
@@ -191,9 +240,11 @@ def test_debug_runs_are_hidden_and_groups_count_distinct_seeds(fixture_logs):
     table = grouped(runs, "test/acc")
     assert "debug=fdr" not in " ".join(table["label"])  # excluded by default
     softmax = table[table["backend"] == "softmax"].iloc[0]
-    per_seed = [by_dir.loc["softmax_0", "metric.test/acc"],
-                (by_dir.loc["softmax_1", "metric.test/acc"] + by_dir.loc["softmax_1_rerun", "metric.test/acc"]) / 2,
-                by_dir.loc["wandb_run", "metric.test/acc"]]
+    per_seed = [
+        by_dir.loc["softmax_0", "metric.test/acc"],
+        (by_dir.loc["softmax_1", "metric.test/acc"] + by_dir.loc["softmax_1_rerun", "metric.test/acc"]) / 2,
+        by_dir.loc["wandb_run", "metric.test/acc"],
+    ]
     assert softmax["n"] == 3 and softmax["runs"] == 4 and softmax["seeds"] == "0,1,5"  # seed 1 ran twice
     assert softmax["mean"] == pytest.approx(sum(per_seed) / 3)
     assert softmax["std"] == pytest.approx(float(__import__("numpy").std(per_seed, ddof=1)))
@@ -251,8 +302,14 @@ def test_dashboard_in_chromium(report, tmp_path):
     visible = [r for r in data["runs"] if not r["hidden"]]
     with_curves = [r for r in visible if "val/acc" in data["curves"].get(r["run_dir"], {})]
     index = {_name(r["run_dir"]): i for i, r in enumerate(data["runs"])}
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"]
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ]
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=args)
         page = browser.new_page(viewport={"width": 1300, "height": 1600})

@@ -49,7 +49,7 @@ def test_niah_needles_hold_the_answers(task):
         for ref in s.references:
             assert contains(s.prompt, [V.special("IS"), *ref, V.special("SEP")])
         for q in range(spec.num_needle_q):
-            key = keys[q * 2: q * 2 + 2] if spec.key == "words" else None
+            key = keys[q * 2 : q * 2 + 2] if spec.key == "words" else None
             if key:
                 assert contains(s.prompt[:query_start], [V.special("NEEDLE"), *key, V.special("IS")])
 
@@ -62,13 +62,18 @@ def test_depths_are_spread_over_the_grid():
 def test_needle_position_follows_its_depth():
     for i in range(30):
         s = GEN.sample("niah_single_2", 1024, 0, i)
-        pos = s.prompt.index(V.special("NEEDLE", ), 2)
+        pos = s.prompt.index(
+            V.special(
+                "NEEDLE",
+            ),
+            2,
+        )
         assert abs(pos / 1024 - s.depths[0] / 100) < 0.05
 
 
 def test_vt_chain_resolves_to_the_queried_value():
     s = GEN.sample("vt", 512, 0, 0)
-    value = s.prompt[-1 - GEN.formats.vt_value_len:-1]
+    value = s.prompt[-1 - GEN.formats.vt_value_len : -1]
     var, eq, sep = V.special("VAR"), V.special("EQ"), V.special("SEP")
     first = [var, *s.references[0], eq, *value, sep]
     assert contains(s.prompt, first)
@@ -127,9 +132,11 @@ def test_batches_mark_exactly_the_answer_targets():
 
 
 def test_curriculum_follows_its_stages(tmp_path):
-    dm = RulerDataModule(tasks=["vt", "cwe"], cache_dir=str(tmp_path),
-                         curriculum=[{"length": 64, "steps": 2, "batch_size": 3},
-                                     {"length": 128, "steps": 1, "batch_size": 2}])
+    dm = RulerDataModule(
+        tasks=["vt", "cwe"],
+        cache_dir=str(tmp_path),
+        curriculum=[{"length": 64, "steps": 2, "batch_size": 3}, {"length": 128, "steps": 1, "batch_size": 2}],
+    )
     batches = list(dm.train_dataloader())
     assert [(b["prompt_len"], b["tokens"].shape[0]) for b in batches] == [(64, 3), (64, 3), (128, 2)]
     again = list(dm.train_dataloader())
@@ -144,7 +151,7 @@ def test_vt_distractor_chains_keep_their_own_values():
     spec = replace(TASKS["vt"], num_chains=3)
     sample = GEN._vt(spec, "vt", 512, __import__("random").Random(0))
     assert len(sample.prompt) == 512 and len(sample.references) == spec.num_hops + 1
-    value = sample.prompt[-1 - GEN.formats.vt_value_len:-1]
+    value = sample.prompt[-1 - GEN.formats.vt_value_len : -1]
     assert contains(sample.prompt, [V.special("VAR"), *sample.references[0], V.special("EQ"), *value])
     assert sample.prompt.count(V.special("EQ")) == 3 * (spec.num_hops + 1)
     assert ruler.GENERATOR_VERSION == 1

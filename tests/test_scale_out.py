@@ -6,8 +6,13 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-QUICK = ["experiment=digits_vit", "logger=none", "callbacks=minimal", "trainer.enable_progress_bar=false",
-         "trainer.accelerator=cpu"]
+QUICK = [
+    "experiment=digits_vit",
+    "logger=none",
+    "callbacks=minimal",
+    "trainer.enable_progress_bar=false",
+    "trainer.accelerator=cpu",
+]
 
 
 def records(log_dir: Path) -> list[dict]:
@@ -20,16 +25,30 @@ def summary_of(record: dict) -> dict:
 
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_sweep_through_launcher(tmp_path, launcher):
-    result = run_cli("qdsbench-train", "-m", f"launcher={launcher}", *QUICK, "trainer.max_epochs=1", "seed=0,1",
-                     f"paths.log_dir={tmp_path}", timeout=600)
+    result = run_cli(
+        "qdsbench-train",
+        "-m",
+        f"launcher={launcher}",
+        *QUICK,
+        "trainer.max_epochs=1",
+        "seed=0,1",
+        f"paths.log_dir={tmp_path}",
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     done = records(tmp_path)
     assert sorted(r["seed"] for r in done) == [0, 1] and all(r["status"] == "finished" for r in done)
 
 
 def test_sweep_with_a_failing_job_completes_the_others(tmp_path):
-    result = run_cli("qdsbench-train", "-m", *QUICK, "trainer.max_epochs=1", "data.val_size=100,5000,150",
-                     f"paths.log_dir={tmp_path}")
+    result = run_cli(
+        "qdsbench-train",
+        "-m",
+        *QUICK,
+        "trainer.max_epochs=1",
+        "data.val_size=100,5000,150",
+        f"paths.log_dir={tmp_path}",
+    )
     assert result.returncode != 0  # Hydra reports the failure at the end of the sweep
     statuses = sorted(r["status"] for r in records(tmp_path))
     assert statuses == ["failed", "finished", "finished"]
@@ -41,8 +60,15 @@ def test_ddp_spawn_two_gloo_processes_match_one_process(tmp_path):
     common = [*QUICK, "trainer.max_epochs=2", "data.shuffle=false", "test=true"]
     single = run_cli("qdsbench-train", *common, "data.batch_size=64", f"hydra.run.dir={tmp_path / 'single'}")
     assert single.returncode == 0, single.stderr[-3000:]
-    ddp = run_cli("qdsbench-train", *common, "trainer=ddp_spawn", "trainer.enable_progress_bar=false",
-                  "data.batch_size=32", f"hydra.run.dir={tmp_path / 'ddp'}", timeout=600)
+    ddp = run_cli(
+        "qdsbench-train",
+        *common,
+        "trainer=ddp_spawn",
+        "trainer.enable_progress_bar=false",
+        "data.batch_size=32",
+        f"hydra.run.dir={tmp_path / 'ddp'}",
+        timeout=600,
+    )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     one = json.loads((tmp_path / "single" / "summary.json").read_text())
     two = json.loads((tmp_path / "ddp" / "summary.json").read_text())
@@ -56,8 +82,13 @@ def test_ddp_spawn_two_gloo_processes_match_one_process(tmp_path):
 def test_killed_run_resumes_to_identical_metrics(tmp_path):
     args = [*QUICK, "trainer.max_epochs=4"]
     # 20 steps per epoch: killed in the middle of epoch 2, after last.ckpt was written at step 40.
-    killed = run_cli("qdsbench-train", *args, f"paths.log_dir={tmp_path / 'faulty'}",
-                     "+callbacks.fault._target_=qdsbench.callbacks.FaultInjection", "+callbacks.fault.kill_at_step=50")
+    killed = run_cli(
+        "qdsbench-train",
+        *args,
+        f"paths.log_dir={tmp_path / 'faulty'}",
+        "+callbacks.fault._target_=qdsbench.callbacks.FaultInjection",
+        "+callbacks.fault.kill_at_step=50",
+    )
     assert killed.returncode != 0
     (record,) = records(tmp_path / "faulty")
     assert record["status"] == "running"  # SIGKILL leaves no chance to write: resume=auto must find it

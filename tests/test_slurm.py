@@ -29,9 +29,19 @@ SWEEP_TIMEOUT_S = 600
 # The same 2 x 2 sweep on Slurm and locally; batches of 16 (100 steps an epoch) and 5 epochs leave seconds (on an
 # idle fast machine too) between the first epoch's checkpoint and the end of fit, in which the requeue lands.
 EPOCHS = 5
-COMMON = ["experiment=digits_vit", "seed=0,1", "attention=softmax,sdpa", "trainer=cpu", f"trainer.max_epochs={EPOCHS}",
-          "data.batch_size=16", "logger=none", "callbacks=minimal", "trainer.enable_progress_bar=false",
-          "num_threads=1", "extras.print_config=false"]
+COMMON = [
+    "experiment=digits_vit",
+    "seed=0,1",
+    "attention=softmax,sdpa",
+    "trainer=cpu",
+    f"trainer.max_epochs={EPOCHS}",
+    "data.batch_size=16",
+    "logger=none",
+    "callbacks=minimal",
+    "trainer.enable_progress_bar=false",
+    "num_threads=1",
+    "extras.print_config=false",
+]
 
 
 def _unavailable(reason: str) -> None:
@@ -53,8 +63,11 @@ def default_partition() -> str:
         _unavailable(f"sinfo failed: {(info.stderr or info.stdout).strip()}")
     ready = {"idle", "mixed", "allocated", "completing"}
     rows = [line.split("|") for line in info.stdout.split() if line.count("|") == 2]
-    usable = [(name, state.rstrip("*~#!%$@^")) for name, avail, state in rows
-              if avail == "up" and state.rstrip("*~#!%$@^") in ready]
+    usable = [
+        (name, state.rstrip("*~#!%$@^"))
+        for name, avail, state in rows
+        if avail == "up" and state.rstrip("*~#!%$@^") in ready
+    ]
     if not usable:
         _unavailable(f"no partition is up with a node that takes jobs (sinfo: {info.stdout.strip() or 'nothing'})")
     default = [name for name, _ in usable if name.endswith("*")]
@@ -123,16 +136,23 @@ def test_slurm_sweep_with_a_requeued_job_matches_local_runs(tmp_path):
     partition = default_partition()  # in the test, not a fixture: with QDSBENCH_REQUIRE_SLURM=1 it FAILS, not errors
     slurm_logs, local_logs = tmp_path / "slurm", tmp_path / "local"
     slurm_out, local_out = tmp_path / "slurm_sweep.out", tmp_path / "local_sweep.out"
-    on_slurm = ["launcher=submitit_slurm", f"hydra.launcher.partition={partition}", "hydra.launcher.cpus_per_task=1",
-                "hydra.launcher.gpus_per_node=null", "hydra.launcher.mem_gb=null", "hydra.launcher.timeout_min=15"]
+    on_slurm = [
+        "launcher=submitit_slurm",
+        f"hydra.launcher.partition={partition}",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.gpus_per_node=null",
+        "hydra.launcher.mem_gb=null",
+        "hydra.launcher.timeout_min=15",
+    ]
     started = time.time()
     deadline = started + SWEEP_TIMEOUT_S
     sweep = _start(_sweep(slurm_logs, *on_slurm), slurm_out)
     local = _start(_sweep(local_logs), local_out)  # the reference: the same configs, one after another, no Slurm
     try:
         # 1. The first job to write its first epoch's checkpoint is requeued while it trains on.
-        run_dir = _poll("a first-epoch checkpoint", lambda: _first_checkpointed_run(slurm_logs), deadline, sweep,
-                        slurm_out)
+        run_dir = _poll(
+            "a first-epoch checkpoint", lambda: _first_checkpointed_run(slurm_logs), deadline, sweep, slurm_out
+        )
         sweep_dir = run_dir.parent
         job_id = str(OmegaConf.load(run_dir / ".hydra" / "hydra.yaml").hydra.job.id)  # submitit's <array>_<task>
         requeue = _run("scontrol", "requeue", job_id)
@@ -147,19 +167,19 @@ def test_slurm_sweep_with_a_requeued_job_matches_local_runs(tmp_path):
                 return False
             assert record["status"] != "finished", (
                 f"job {job_id} finished before the requeue reached it; the requeue must land mid-run:\n"
-                + _job_logs(sweep_dir, job_id))
+                + _job_logs(sweep_dir, job_id)
+            )
             return record["status"] == "interrupted"
 
-        _poll(f"job {job_id}'s run to be marked interrupted after the requeue", interrupted, deadline, sweep,
-              slurm_out)
-        _poll(f"job {job_id} to be pending again", lambda: _job_state(job_id) == "PENDING", deadline, sweep,
-              slurm_out)
+        _poll(f"job {job_id}'s run to be marked interrupted after the requeue", interrupted, deadline, sweep, slurm_out)
+        _poll(f"job {job_id} to be pending again", lambda: _job_state(job_id) == "PENDING", deadline, sweep, slurm_out)
         release = _run("scontrol", "update", f"JobId={job_id}", "StartTime=now")  # start it now, not in 2 minutes
         assert release.returncode == 0, f"scontrol update JobId={job_id} StartTime=now: {release.stderr.strip()}"
 
         # 3. Every job ends; the requeued one restarted once, as the same Slurm job.
         assert _wait(sweep, deadline) == 0, (
-            f"the Slurm sweep failed:\n{_tail(slurm_out)}\n{_job_logs(sweep_dir, job_id)}")
+            f"the Slurm sweep failed:\n{_tail(slurm_out)}\n{_job_logs(sweep_dir, job_id)}"
+        )
         slurm_done = time.time()
         assert _wait(local, deadline) == 0, f"the local sweep failed:\n{_tail(local_out)}"
         shown = _run("scontrol", "show", "job", job_id).stdout
@@ -197,5 +217,7 @@ def test_slurm_sweep_with_a_requeued_job_matches_local_runs(tmp_path):
             assert got["final"][key] == want["final"][key], (record["run_dir"], key, got["final"], want["final"])
         assert got["test"] == want["test"], (record["run_dir"], got["test"], want["test"])
         assert got["epochs"] == want["epochs"] == EPOCHS and got["global_step"] == want["global_step"]
-    print(f"slurm sweep {slurm_done - started:.0f}s (requeue of {job_id} at {requeued_at - started:.0f}s), "
-          f"test {time.time() - started:.0f}s")
+    print(
+        f"slurm sweep {slurm_done - started:.0f}s (requeue of {job_id} at {requeued_at - started:.0f}s), "
+        f"test {time.time() - started:.0f}s"
+    )

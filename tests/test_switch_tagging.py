@@ -18,7 +18,7 @@ def test_labels_follow_the_partner_rule(causal):
         for i in range(1, 16):
             x = int(tokens[b, i])
             if x < 8:
-                others = tokens[b, 1:i] if causal else torch.cat([tokens[b, 1:i], tokens[b, i + 1:]])
+                others = tokens[b, 1:i] if causal else torch.cat([tokens[b, 1:i], tokens[b, i + 1 :]])
                 assert int(labels[b, i]) == int((others == (x ^ 1)).any()) and qtype[b, i] == 1
             else:
                 assert int(labels[b, i]) == int(bits[x]) and qtype[b, i] == 2
@@ -52,8 +52,16 @@ def test_switch_tagging_run_and_analysis_by_query_type(make_cfg, tmp_path):
     from qdsbench.analysis.analyze import analyze
     from qdsbench.train import train
 
-    result = train(make_cfg("experiment=analysis/switch_tagging", "trainer.max_epochs=1", "data.n_train=640",
-                            "data.n_val=100", "data.n_test=100", "attention=sigmoid"))
+    result = train(
+        make_cfg(
+            "experiment=analysis/switch_tagging",
+            "trainer.max_epochs=1",
+            "data.n_train=640",
+            "data.n_val=100",
+            "data.n_test=100",
+            "attention=sigmoid",
+        )
+    )
     assert {"test/acc", "test/acc_context", "test/acc_plain"} <= set(result)
     out = analyze(tmp_path / "run", max_samples=50, wandb=False)
     layer = next(csv.DictReader(open(out / "metrics.csv")))

@@ -8,8 +8,22 @@ from conftest import REPO_ROOT, run_cli
 from qdsbench.runrecord import RunDirectoryInUseError, RunRecord
 from qdsbench.train import train
 
-RUN_FIELDS = {"run_id", "experiment", "config_hash", "seed", "git", "packages", "device", "start_time", "end_time",
-              "status", "checkpoints", "error", "command", "run_dir"}
+RUN_FIELDS = {
+    "run_id",
+    "experiment",
+    "config_hash",
+    "seed",
+    "git",
+    "packages",
+    "device",
+    "start_time",
+    "end_time",
+    "status",
+    "checkpoints",
+    "error",
+    "command",
+    "run_dir",
+}
 
 
 def test_training_reduces_loss_and_learns(make_cfg, tmp_path):
@@ -52,8 +66,13 @@ def test_failed_run_is_recorded(make_cfg, tmp_path):
 
 def test_cli_train_writes_complete_run_record_then_eval(tmp_path):
     result = run_cli(
-        "qdsbench-train", "experiment=digits_vit", "trainer.max_epochs=2", "logger=wandb", "callbacks=minimal",
-        f"hydra.run.dir={tmp_path / 'run'}", env={"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path)},
+        "qdsbench-train",
+        "experiment=digits_vit",
+        "trainer.max_epochs=2",
+        "logger=wandb",
+        "callbacks=minimal",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        env={"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     run_dir = tmp_path / "run"
@@ -75,16 +94,26 @@ def test_cli_train_writes_complete_run_record_then_eval(tmp_path):
 
 
 def test_cli_missing_dataset_is_one_line(tmp_path):
-    result = run_cli("qdsbench-train", "data=cifar10", f"paths.data_dir={tmp_path}", "logger=none",
-                     f"hydra.run.dir={tmp_path / 'run'}")
+    result = run_cli(
+        "qdsbench-train",
+        "data=cifar10",
+        f"paths.data_dir={tmp_path}",
+        "logger=none",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("qdsbench: error")]
     assert len(lines) == 1 and str(tmp_path / "cifar-10-batches-py") in lines[0] and "cs.toronto.edu" in lines[0]
 
 
 def test_cli_unknown_backend_is_one_line(tmp_path):
-    result = run_cli("qdsbench-train", "experiment=digits_vit", "attention.name=nope", "logger=none",
-                     f"hydra.run.dir={tmp_path / 'run'}")
+    result = run_cli(
+        "qdsbench-train",
+        "experiment=digits_vit",
+        "attention.name=nope",
+        "logger=none",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     assert result.returncode == 2
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("qdsbench: error")]
     assert "'nope'" in line and "softmax" in line

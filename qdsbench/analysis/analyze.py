@@ -32,8 +32,15 @@ from qdsbench.analysis.capture import Capture
 from qdsbench.runrecord import now_iso
 
 SPLITS = ("test", "val")
-LAYER_PLOT = ("sink_rate", "alpha_first", "diagonal_rate", "max_attention", "sink_concentration", "output_gain",
-              "signal_kept")
+LAYER_PLOT = (
+    "sink_rate",
+    "alpha_first",
+    "diagonal_rate",
+    "max_attention",
+    "sink_concentration",
+    "output_gain",
+    "signal_kept",
+)
 SMOOTHING_PLOT = ("distance_to_mean", "rank_collapse_residual", "mean_token_cosine", "residual_smoothing")
 
 
@@ -139,8 +146,12 @@ def hidden_metrics(states: dict[str, torch.Tensor | None]) -> dict[str, torch.Te
     h = states.get("block_out")
     if h is not None:
         h = h.double()
-        out.update(distance_to_mean=m.distance_to_mean(h), rank_collapse_residual=m.rank_collapse_residual(h),
-                   mean_token_cosine=m.mean_token_cosine(h), massive_activation_ratio=m.token_norm_ratio(h, 0))
+        out.update(
+            distance_to_mean=m.distance_to_mean(h),
+            rank_collapse_residual=m.rank_collapse_residual(h),
+            mean_token_cosine=m.mean_token_cosine(h),
+            massive_activation_ratio=m.token_norm_ratio(h, 0),
+        )
     before, after = states.get("block_in"), states.get("after_attn")
     if before is not None and after is not None:
         out["residual_smoothing"] = m.residual_smoothing(before.double(), after.double())
@@ -168,8 +179,16 @@ def compute(task, cap: Capture, groups: torch.Tensor | None, epsilon: float, gro
         q, k, v = record.cat("q"), record.cat("k"), record.cat("v")
         states = cap.hidden_states(record.index) if record.index < len(cap.blocks) else {}
         hidden = hidden_metrics(states)
-        base = {"layer": record.index, "module": record.module, "backend": record.backend, "causal": int(record.causal),
-                "samples": int(v.shape[0]), "tokens": int(v.shape[-2]), "heads": int(v.shape[1]), "epsilon": epsilon}
+        base = {
+            "layer": record.index,
+            "module": record.module,
+            "backend": record.backend,
+            "causal": int(record.causal),
+            "samples": int(v.shape[0]),
+            "tokens": int(v.shape[-2]),
+            "heads": int(v.shape[1]),
+            "epsilon": epsilon,
+        }
         row: dict[str, Any] = dict(base)
         qk = _qk_norms(task, record.module)
         if a is None:
@@ -181,9 +200,15 @@ def compute(task, cap: Capture, groups: torch.Tensor | None, epsilon: float, gro
             if attention_diagnostics is not None:
                 row.update({f"ds_{key}": val for key, val in attention_diagnostics(a).items()})
             for h in range(a.shape[1]):
-                head_rows.append({**base, "head": h, "proxy": int(proxy),
-                                  **{key: _mean(val[:, h]) for key, val in per_head.items()},
-                                  "qk_norm": float(qk[h]) if qk is not None and h < len(qk) else None})
+                head_rows.append(
+                    {
+                        **base,
+                        "head": h,
+                        "proxy": int(proxy),
+                        **{key: _mean(val[:, h]) for key, val in per_head.items()},
+                        "qk_norm": float(qk[h]) if qk is not None and h < len(qk) else None,
+                    }
+                )
             if groups is not None:
                 group_rows.extend(_group_rows(base, per_head, per_query, groups, names))
         row["qk_norm"] = float(qk.mean()) if qk is not None else None
@@ -198,13 +223,27 @@ def _group_rows(base, per_head, per_query, groups: torch.Tensor, names: dict) ->
     if groups.dim() == 1:  # one type per sample: the per-(sample, head) metrics split by sample type
         for g in sorted(int(x) for x in groups.unique()):
             where = groups == g
-            rows.append({**base, "kind": "sample", "group": names.get(g, str(g)), "count": int(where.sum()),
-                         **{key: _mean(val[where]) for key, val in per_head.items()}})
+            rows.append(
+                {
+                    **base,
+                    "kind": "sample",
+                    "group": names.get(g, str(g)),
+                    "count": int(where.sum()),
+                    **{key: _mean(val[where]) for key, val in per_head.items()},
+                }
+            )
     elif groups.dim() == 2 and groups.shape[1] == tokens:  # one type per token: per-query metrics by query type
         for g in sorted(int(x) for x in groups.unique()):
             where = (groups == g)[:, None, :].expand_as(per_query["sink_mass"])
-            rows.append({**base, "kind": "query", "group": names.get(g, str(g)), "count": int((groups == g).sum()),
-                         **{key: _mean(val, where) for key, val in per_query.items()}})
+            rows.append(
+                {
+                    **base,
+                    "kind": "query",
+                    "group": names.get(g, str(g)),
+                    "count": int((groups == g).sum()),
+                    **{key: _mean(val, where) for key, val in per_query.items()},
+                }
+            )
     return rows
 
 
@@ -274,8 +313,16 @@ def log_wandb(cfg, out: Path, tables: dict[str, list[dict]], images: list[Path],
     import wandb
 
     name = cfg.get("experiment_name", "run") if cfg is not None else "run"
-    run = wandb.init(project="qdsbench", job_type="analysis", dir=str(out), mode=mode, name=f"analyze-{name}",
-                     group=str(name), config={"run_dir": str(run_dir)}, reinit="finish_previous")
+    run = wandb.init(
+        project="qdsbench",
+        job_type="analysis",
+        dir=str(out),
+        mode=mode,
+        name=f"analyze-{name}",
+        group=str(name),
+        config={"run_dir": str(run_dir)},
+        reinit="finish_previous",
+    )
     try:
         for key, rows in tables.items():
             if rows:
@@ -283,17 +330,30 @@ def log_wandb(cfg, out: Path, tables: dict[str, list[dict]], images: list[Path],
                 data = [[r.get(c) for c in columns] for r in rows]
                 run.log({f"analysis/{key}": wandb.Table(columns=columns, data=data)})
         for row in tables.get("layers", []):
-            run.log({f"analysis/layer{row['layer']}/{k}": v for k, v in row.items()
-                     if isinstance(v, float) and k != "epsilon"})
+            run.log(
+                {
+                    f"analysis/layer{row['layer']}/{k}": v
+                    for k, v in row.items()
+                    if isinstance(v, float) and k != "epsilon"
+                }
+            )
         run.log({f"analysis/{p.stem}": wandb.Image(str(p)) for p in images})
         return run.id
     finally:
         run.finish()
 
 
-def analyze(run_dir: str | Path, out_dir: str | Path | None = None, split: str = "test", max_samples: int = 256,
-            epsilon: float = 0.3, ckpt_path: str | None = None, wandb: bool = True, seed: int | None = 0,
-            overrides: dict | None = None) -> Path:
+def analyze(
+    run_dir: str | Path,
+    out_dir: str | Path | None = None,
+    split: str = "test",
+    max_samples: int = 256,
+    epsilon: float = 0.3,
+    ckpt_path: str | None = None,
+    wandb: bool = True,
+    seed: int | None = 0,
+    overrides: dict | None = None,
+) -> Path:
     from qdsbench.evaluate import load_task
 
     if split not in SPLITS:
@@ -320,11 +380,14 @@ def analyze(run_dir: str | Path, out_dir: str | Path | None = None, split: str =
     (out / "README.md").write_text(
         f"# Analysis of {run_dir}\n\ncheckpoint: `{checkpoint}`  \nsplit: {split}, samples: "
         f"{layer_rows[0]['samples'] if layer_rows else 0}, epsilon: {epsilon}  \ncommand: `qdsbench-analyze "
-        f"run_dir={run_dir} split={split} max_samples={max_samples} epsilon={epsilon}`\n")
+        f"run_dir={run_dir} split={split} max_samples={max_samples} epsilon={epsilon}`\n"
+    )
     if wandb:
         try:
             log_wandb(cfg, out, {"layers": layer_rows, "heads": head_rows, "groups": group_rows}, images, run_dir)
         except Exception as err:  # W&B is a mirror: the files on disk are the record
-            print(f"qdsbench-analyze: W&B logging failed ({type(err).__name__}: {err}); files are in {out}",
-                  file=sys.stderr)
+            print(
+                f"qdsbench-analyze: W&B logging failed ({type(err).__name__}: {err}); files are in {out}",
+                file=sys.stderr,
+            )
     return out

@@ -55,8 +55,11 @@ class Capture:
         if blocks is None and hasattr(model, "net"):
             blocks = getattr(model.net, "blocks", None)
         self.blocks = list(blocks) if blocks is not None else []
-        self.hidden = {"block_in": [[] for _ in self.blocks], "block_out": [[] for _ in self.blocks],
-                       "after_attn": [[] for _ in self.blocks]}
+        self.hidden = {
+            "block_in": [[] for _ in self.blocks],
+            "block_out": [[] for _ in self.blocks],
+            "after_attn": [[] for _ in self.blocks],
+        }
         self._handles: list = []
         self._saved_capture: list[bool] = []
         self._pending: list[tuple | None] = [None] * len(self.backends)
@@ -82,7 +85,7 @@ class Capture:
 
     def _pre_hook(self, index: int):
         def hook(module, args, kwargs):
-            q, k, v = (list(args) + [kwargs.get(n) for n in ("q", "k", "v")][len(args):])[:3]
+            q, k, v = (list(args) + [kwargs.get(n) for n in ("q", "k", "v")][len(args) :])[:3]
             mask = args[3] if len(args) > 3 else kwargs.get("mask")
             module.last_attention = None
             self._pending[index] = (q.detach(), k.detach(), v.detach(), mask)

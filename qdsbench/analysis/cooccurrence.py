@@ -17,12 +17,25 @@ import torch.nn.functional as F
 
 from qdsbench.data.cooccurrence import FIRST_RANDOM, MU1, MU2, MU3, TYPE_NAMES
 
-SCORE_PAIRS = {"score_q1_k2": (MU1, MU2), "score_q2_k1": (MU2, MU1), "score_q1_k3": (MU1, MU3),
-               "score_q2_k3": (MU2, MU3), "score_q1_k1": (MU1, MU1), "score_q3_k3": (MU3, MU3)}
+SCORE_PAIRS = {
+    "score_q1_k2": (MU1, MU2),
+    "score_q2_k1": (MU2, MU1),
+    "score_q1_k3": (MU1, MU3),
+    "score_q2_k3": (MU2, MU3),
+    "score_q1_k1": (MU1, MU1),
+    "score_q3_k3": (MU3, MU3),
+}
 VALUE_PAIRS = {"value_12": (MU1, MU2), "value_13": (MU1, MU3), "value_23": (MU2, MU3)}
 # Phase-2 directions of Thm 3.2 (from T1 to the end of training)
-PHASE2_SIGNS = {"score_q1_k2": +1, "score_q2_k1": +1, "score_q1_k3": -1, "score_q2_k3": -1, "value_12": +1,
-                "value_13": -1, "value_23": -1}
+PHASE2_SIGNS = {
+    "score_q1_k2": +1,
+    "score_q2_k1": +1,
+    "score_q1_k3": -1,
+    "score_q2_k3": -1,
+    "value_12": +1,
+    "value_13": -1,
+    "value_23": -1,
+}
 
 
 def logistic_loss(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -51,8 +64,12 @@ def quantities(net, tokens: torch.Tensor, y: torch.Tensor, types: torch.Tensor) 
     for kind, name in TYPE_NAMES.items():
         out[f"loss_{name}"] = _type_mean(loss, types, kind)
     G = net.linear_mlp()
-    out.update(G_mu1=float(G[MU1]), G_mu2=float(G[MU2]), G_mu3=float(G[MU3]),
-               G_random_abs=float(G[FIRST_RANDOM:net.vocab_size].abs().mean()))
+    out.update(
+        G_mu1=float(G[MU1]),
+        G_mu2=float(G[MU2]),
+        G_mu3=float(G[MU3]),
+        G_random_abs=float(G[FIRST_RANDOM : net.vocab_size].abs().mean()),
+    )
     S, V = net.score_matrix(), net.value_matrix()
     out.update({name: float(S[key, query]) for name, (query, key) in SCORE_PAIRS.items()})
     out.update({name: float(V[i, j]) for name, (i, j) in VALUE_PAIRS.items()})
@@ -80,8 +97,10 @@ def quantities(net, tokens: torch.Tensor, y: torch.Tensor, types: torch.Tensor) 
 
 
 def grad_norms(net) -> dict[str, float]:
-    return {f"grad_{name}": float(p.grad.norm()) if p.grad is not None else 0.0
-            for name, p in (("W_Q", net.W_Q), ("W_K", net.W_K), ("W_V", net.W_V), ("W", net.W))}
+    return {
+        f"grad_{name}": float(p.grad.norm()) if p.grad is not None else 0.0
+        for name, p in (("W_Q", net.W_Q), ("W_K", net.W_K), ("W_V", net.W_V), ("W", net.W))
+    }
 
 
 def param_groups(net, lr: float, attn_lr_mult: float = 1.0) -> list[dict]:
@@ -95,8 +114,16 @@ def should_log(step: int, log_every: int, dense_steps: int) -> bool:
     return step < dense_steps or step % log_every == 0
 
 
-def run_gd(net, train: tuple, test: tuple | None, steps: int, lr: float = 0.01, log_every: int = 25,
-           dense_steps: int = 300, attn_lr_mult: float = 1.0) -> tuple[list[dict], dict]:
+def run_gd(
+    net,
+    train: tuple,
+    test: tuple | None,
+    steps: int,
+    lr: float = 0.01,
+    log_every: int = 25,
+    dense_steps: int = 300,
+    attn_lr_mult: float = 1.0,
+) -> tuple[list[dict], dict]:
     """Plain full-batch gradient descent (no momentum, no weight decay); rows at logged steps and a summary."""
     tokens, y, types = train
     optimizer = torch.optim.SGD(param_groups(net, lr, attn_lr_mult), lr=lr, momentum=0.0, weight_decay=0.0)
@@ -123,8 +150,14 @@ def run_gd(net, train: tuple, test: tuple | None, steps: int, lr: float = 0.01, 
             rows.append(row)
         if step < steps:
             optimizer.step()
-    summary = {"T1": t1, "step_loss_below_1e-3": converged, "steps": steps, "lr": lr, "seconds": time.time() - started,
-               **{f"final_{k}": v for k, v in rows[-1].items() if k not in ("step", "time")}}
+    summary = {
+        "T1": t1,
+        "step_loss_below_1e-3": converged,
+        "steps": steps,
+        "lr": lr,
+        "seconds": time.time() - started,
+        **{f"final_{k}": v for k, v in rows[-1].items() if k not in ("step", "time")},
+    }
     return rows, summary
 
 
@@ -134,15 +167,21 @@ def _at(rows: list[dict], step: int) -> dict:
     return before[-1] if before else rows[0]
 
 
-def phase_checks(rows: list[dict], t1: int | None, acc_by: int = 100, loss_below: float = 1e-3,
-                 balance_bound: float = 0.5) -> dict[str, bool]:
+def phase_checks(
+    rows: list[dict], t1: int | None, acc_by: int = 100, loss_below: float = 1e-3, balance_bound: float = 0.5
+) -> dict[str, bool]:
     """The notes' fast-test assertions (signs and trends, not magnitudes)."""
     end = rows[-1]
-    checks = {f"train acc 1.0 by step {acc_by}": t1 is not None and t1 <= acc_by,
-              f"final loss < {loss_below:g}": end["loss"] < loss_below,
-              "G1 > 0": end["G_mu1"] > 0, "G2 > 0": end["G_mu2"] > 0, "G3 < 0": end["G_mu3"] < 0,
-              "G1 + G3 < 0": end["G_mu1"] + end["G_mu3"] < 0, "G2 + G3 < 0": end["G_mu2"] + end["G_mu3"] < 0,
-              "G1 + G2 + G3 > 0": end["G_mu1"] + end["G_mu2"] + end["G_mu3"] > 0}
+    checks = {
+        f"train acc 1.0 by step {acc_by}": t1 is not None and t1 <= acc_by,
+        f"final loss < {loss_below:g}": end["loss"] < loss_below,
+        "G1 > 0": end["G_mu1"] > 0,
+        "G2 > 0": end["G_mu2"] > 0,
+        "G3 < 0": end["G_mu3"] < 0,
+        "G1 + G3 < 0": end["G_mu1"] + end["G_mu3"] < 0,
+        "G2 + G3 < 0": end["G_mu2"] + end["G_mu3"] < 0,
+        "G1 + G2 + G3 > 0": end["G_mu1"] + end["G_mu2"] + end["G_mu3"] > 0,
+    }
     if t1 is not None:
         start = _at(rows, t1)
         for key, sign in PHASE2_SIGNS.items():
@@ -172,11 +211,19 @@ def plot_dynamics(rows: list[dict], t1: int | None, path: Path, title: str) -> P
         (axes[0][0], "(a) score correlation mu_k^T W_K^T W_Q mu_q", list(SCORE_PAIRS), "linear"),
         (axes[0][1], "(b) training loss", ["loss", *[f"loss_{n}" for n in TYPE_NAMES.values()]], "log"),
         (axes[0][2], "(c) linear MLP G(mu)", ["G_mu1", "G_mu2", "G_mu3", "G_random_abs"], "linear"),
-        (axes[1][0], "(d) gradient balancing", ["balance_I2_over_I3", "balance_I1_minus_I2",
-                                                 "balance_rest_minus_I1"], "linear"),
+        (
+            axes[1][0],
+            "(d) gradient balancing",
+            ["balance_I2_over_I3", "balance_I1_minus_I2", "balance_rest_minus_I1"],
+            "linear",
+        ),
         (axes[1][1], "(e) value correlation mu_i^T W_V^T W_V mu_j", list(VALUE_PAIRS), "linear"),
-        (axes[1][2], "(f) attention on I1 samples", ["attn_q1_k2", "attn_q1_k3", "attn_cls_k1", "attn_cls_k3"],
-         "linear"),
+        (
+            axes[1][2],
+            "(f) attention on I1 samples",
+            ["attn_q1_k2", "attn_q1_k3", "attn_cls_k1", "attn_cls_k3"],
+            "linear",
+        ),
     ]
     for ax, label, keys, yscale in panels:
         for key in keys:

@@ -18,8 +18,11 @@ import torch
 def importance(a: torch.Tensor, causal: bool = True) -> torch.Tensor:
     """alpha_k = (1 / #queries that see key k) * sum_t A[t, k]: (..., T, T) -> (..., T)."""
     t = a.shape[-1]
-    counts = (t - torch.arange(t, device=a.device, dtype=a.dtype)) if causal else torch.full((t,), t, dtype=a.dtype,
-                                                                                             device=a.device)
+    counts = (
+        (t - torch.arange(t, device=a.device, dtype=a.dtype))
+        if causal
+        else torch.full((t,), t, dtype=a.dtype, device=a.device)
+    )
     return a.sum(-2) / counts
 
 

@@ -38,8 +38,17 @@ def make_mask(kind: str, t: int, window: int = 2) -> torch.Tensor | None:
 
 
 @torch.no_grad()
-def depth_profile(backend: dict, variant: str = "pure", mask: str = "full", depth: int = 32, tokens: int = 16,
-                  dim: int = 64, samples: int = 8, seed: int = 0, window: int = 2) -> list[dict]:
+def depth_profile(
+    backend: dict,
+    variant: str = "pure",
+    mask: str = "full",
+    depth: int = 32,
+    tokens: int = 16,
+    dim: int = 64,
+    samples: int = 8,
+    seed: int = 0,
+    window: int = 2,
+) -> list[dict]:
     """Rows (layer, distance_to_mean, rank_collapse_residual) averaged over ``samples`` random stacks and inputs;
     layer 0 is the input."""
     if variant not in VARIANTS:
@@ -52,8 +61,13 @@ def depth_profile(backend: dict, variant: str = "pure", mask: str = "full", dept
     rows = []
 
     def record(layer: int, h: torch.Tensor) -> None:
-        rows.append({"layer": layer, "distance_to_mean": float(m.distance_to_mean(h).mean()),
-                     "rank_collapse_residual": float(m.rank_collapse_residual(h).mean())})
+        rows.append(
+            {
+                "layer": layer,
+                "distance_to_mean": float(m.distance_to_mean(h).mean()),
+                "rank_collapse_residual": float(m.rank_collapse_residual(h).mean()),
+            }
+        )
 
     record(0, x)
     for layer in range(1, depth + 1):

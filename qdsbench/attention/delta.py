@@ -28,40 +28,68 @@ def split_points(n: int, gamma: int, tail_min: int, tail: bool) -> tuple[int, to
     return s_p, torch.arange(0, s_p, gamma)
 
 
-def dense_rows(q_rows: torch.Tensor, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor,
-               scale: float) -> torch.Tensor:
+def dense_rows(
+    q_rows: torch.Tensor, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor, scale: float
+) -> torch.Tensor:
     """Exact causal attention of selected queries: row r sees keys 0..positions[r] (query-sparse, key-dense)."""
     mask = torch.arange(k.shape[-2], device=k.device)[None, :] <= positions.to(k.device)[:, None]
     return F.scaled_dot_product_attention(q_rows, k, v, attn_mask=mask, scale=scale)
 
 
-def pair_counts(n: int, window: int, sinks: int, gamma: int, tail_min: int = 128, tail: bool = True,
-                mode: str = "delta") -> dict[str, int]:
+def pair_counts(
+    n: int, window: int, sinks: int, gamma: int, tail_min: int = 128, tail: bool = True, mode: str = "delta"
+) -> dict[str, int]:
     """Query-key pairs each part computes (causal full attention = N (N + 1) / 2)."""
     i = torch.arange(n)
-    sparse = int((torch.minimum(i + 1, torch.tensor(window)) + torch.clamp(torch.minimum(i + 1 - window, torch.tensor(
-        sinks)), min=0)).sum())
+    sparse = int(
+        (
+            torch.minimum(i + 1, torch.tensor(window))
+            + torch.clamp(torch.minimum(i + 1 - window, torch.tensor(sinks)), min=0)
+        ).sum()
+    )
     s_p, anchors = split_points(n, gamma, tail_min, tail)
     anchor_pairs = int((anchors + 1).sum()) if mode in ("recompute", "delta") else 0
     tail_pairs = int((torch.arange(s_p, n) + 1).sum()) if mode != "sparse" else 0
-    return {"full": n * (n + 1) // 2, "sparse": sparse, "anchors": anchor_pairs, "tail": tail_pairs,
-            "total": sparse + anchor_pairs + tail_pairs}
+    return {
+        "full": n * (n + 1) // 2,
+        "sparse": sparse,
+        "anchors": anchor_pairs,
+        "tail": tail_pairs,
+        "total": sparse + anchor_pairs + tail_pairs,
+    }
 
 
 @register("delta")
 class DeltaAttention(AttentionBackend):
-    def __init__(self, scale: float | None = None, causal: bool = True, window: int = 64, sinks: int = 4,
-                 gamma: int = 16, tail_min: int = 128, tail: bool = True, mode: str = "delta"):
+    def __init__(
+        self,
+        scale: float | None = None,
+        causal: bool = True,
+        window: int = 64,
+        sinks: int = 4,
+        gamma: int = 16,
+        tail_min: int = 128,
+        tail: bool = True,
+        mode: str = "delta",
+    ):
         super().__init__(scale=scale, causal=causal)
         if not causal:
             raise ValueError("delta is a causal prefill method; use causal=true")
         if mode not in MODES:
             raise ValueError(f"unknown delta mode '{mode}'; valid choices: {', '.join(MODES)}")
         if window < 1 or sinks < 0 or gamma < 1 or tail_min < 0:
-            raise ValueError(f"delta needs window >= 1, sinks >= 0, gamma >= 1, tail_min >= 0; got window={window}, "
-                             f"sinks={sinks}, gamma={gamma}, tail_min={tail_min}")
+            raise ValueError(
+                f"delta needs window >= 1, sinks >= 0, gamma >= 1, tail_min >= 0; got window={window}, "
+                f"sinks={sinks}, gamma={gamma}, tail_min={tail_min}"
+            )
         self.window, self.sinks, self.gamma, self.tail_min, self.tail, self.mode = (
-            window, sinks, gamma, tail_min, tail, mode)
+            window,
+            sinks,
+            gamma,
+            tail_min,
+            tail,
+            mode,
+        )
 
     def forward(self, q, k, v, mask=None):
         self.check_inputs(q, k, v)
@@ -69,8 +97,10 @@ class DeltaAttention(AttentionBackend):
             raise ValueError("delta supports no extra mask; use mask=None")
         n = q.shape[-2]
         if k.shape[-2] != n:
-            raise ValueError(f"delta is a prefill method and needs as many queries as keys, got {n} and "
-                             f"{k.shape[-2]}; decode with dense attention over the cache")
+            raise ValueError(
+                f"delta is a prefill method and needs as many queries as keys, got {n} and "
+                f"{k.shape[-2]}; decode with dense attention over the cache"
+            )
         scale = self.scale_for(q)
         out = block_sparse_sink_window(q, k, v, self.window, self.sinks, scale)
         if self.mode == "sparse":

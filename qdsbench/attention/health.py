@@ -52,8 +52,9 @@ class DegenerateAttentionError(ValueError):
 
 
 @torch.no_grad()
-def check_static_attention(model: nn.Module, inputs: torch.Tensor, within: float = DEGENERATE_WITHIN,
-                           stop: bool = True) -> list[dict[str, float]]:
+def check_static_attention(
+    model: nn.Module, inputs: torch.Tensor, within: float = DEGENERATE_WITHIN, stop: bool = True
+) -> list[dict[str, float]]:
     """Per static backend, the statistics of P on ``inputs``; with ``stop``, raises DegenerateAttentionError when
     one is degenerate (studies of the degenerate settings themselves measure without stopping)."""
     backends = static_backends(model)
@@ -80,6 +81,7 @@ def check_static_attention(model: nn.Module, inputs: torch.Tensor, within: float
             raise DegenerateAttentionError(
                 f"static {backend.name} attention (layer {index}) is within {within} of the {kind} matrix at "
                 f"initialisation (mean diagonal {stats['mean_diagonal']:.3f}, spread across samples "
-                f"{stats['sample_spread']:.4f}); it cannot train out of it: change {FACTORS}")
+                f"{stats['sample_spread']:.4f}); it cannot train out of it: change {FACTORS}"
+            )
         report.append(stats)
     return report

@@ -35,8 +35,14 @@ class _NonCausal(AttentionBackend):
 
 @register("performer")
 class PerformerAttention(_NonCausal):
-    def __init__(self, scale: float | None = None, causal: bool = False, num_features: int = 64,
-                 redraw: bool = True, seed: int = 0):
+    def __init__(
+        self,
+        scale: float | None = None,
+        causal: bool = False,
+        num_features: int = 64,
+        redraw: bool = True,
+        seed: int = 0,
+    ):
         super().__init__(scale=scale, causal=causal)
         if num_features < 1:
             raise ValueError(f"performer num_features={num_features} must be >= 1")
@@ -45,8 +51,7 @@ class PerformerAttention(_NonCausal):
     def features(self, x: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
         projection = x @ omega.T
         stabiliser = projection.amax(dim=(-1, -2), keepdim=True).detach()
-        return torch.exp(projection - x.square().sum(-1, keepdim=True) / 2 - stabiliser) / math.sqrt(
-            self.num_features)
+        return torch.exp(projection - x.square().sum(-1, keepdim=True) / 2 - stabiliser) / math.sqrt(self.num_features)
 
     def attend(self, q, k, v):
         d = q.shape[-1]
@@ -69,8 +74,9 @@ class CosFormerAttention(_NonCausal):
         angle = (math.pi / 2) * torch.arange(n, device=q.device, dtype=q.dtype) / n
         cos, sin = torch.cos(angle)[:, None], torch.sin(angle)[:, None]
         phi_q, phi_k = F.relu(q), F.relu(k)
-        return _linear_attention(torch.cat([phi_q * cos, phi_q * sin], -1), torch.cat([phi_k * cos, phi_k * sin], -1),
-                                 v)
+        return _linear_attention(
+            torch.cat([phi_q * cos, phi_q * sin], -1), torch.cat([phi_k * cos, phi_k * sin], -1), v
+        )
 
 
 def iterative_pinv(x: torch.Tensor, iterations: int = 6) -> torch.Tensor:
@@ -85,8 +91,9 @@ def iterative_pinv(x: torch.Tensor, iterations: int = 6) -> torch.Tensor:
 
 @register("nystrom")
 class NystromAttention(_NonCausal):
-    def __init__(self, scale: float | None = None, causal: bool = False, num_landmarks: int = 32,
-                 pinv_iterations: int = 6):
+    def __init__(
+        self, scale: float | None = None, causal: bool = False, num_landmarks: int = 32, pinv_iterations: int = 6
+    ):
         super().__init__(scale=scale, causal=causal)
         if num_landmarks < 1:
             raise ValueError(f"nystrom num_landmarks={num_landmarks} must be >= 1")
@@ -97,8 +104,11 @@ class NystromAttention(_NonCausal):
         landmarks = min(self.num_landmarks, q.shape[-2])
 
         def segment_means(x):
-            return F.adaptive_avg_pool1d(x.flatten(0, 1).transpose(-1, -2), landmarks).transpose(-1, -2).unflatten(
-                0, x.shape[:2])
+            return (
+                F.adaptive_avg_pool1d(x.flatten(0, 1).transpose(-1, -2), landmarks)
+                .transpose(-1, -2)
+                .unflatten(0, x.shape[:2])
+            )
 
         q_l, k_l = segment_means(q), segment_means(k)
         kernel1 = torch.softmax(s * q @ k_l.transpose(-1, -2), -1)

@@ -29,8 +29,14 @@ def monarch_flops(n: int, d: int, block_size: int, num_steps: int) -> int:
 class MonarchAttention(AttentionBackend):
     supports_causal = False
 
-    def __init__(self, scale: float | None = None, causal: bool = False, block_size: int | None = None,
-                 num_steps: int = 1, pad: str = "pre"):
+    def __init__(
+        self,
+        scale: float | None = None,
+        causal: bool = False,
+        block_size: int | None = None,
+        num_steps: int = 1,
+        pad: str = "pre",
+    ):
         super().__init__(scale=scale, causal=causal)
         if pad not in PADS:
             raise ValueError(f"monarch pad '{pad}' is not valid; valid choices: {', '.join(PADS)}")
@@ -40,8 +46,10 @@ class MonarchAttention(AttentionBackend):
 
     def geometry(self, n: int) -> tuple[int, int, int]:
         if self.block_size is not None and self.block_size > n:
-            raise ValueError(f"monarch block_size={self.block_size} is larger than the sequence length N={n}; "
-                             f"valid range: 1 <= block_size <= {n} (block_size={n} is exact softmax)")
+            raise ValueError(
+                f"monarch block_size={self.block_size} is larger than the sequence length N={n}; "
+                f"valid range: 1 <= block_size <= {n} (block_size={n} is exact softmax)"
+            )
         b = self.block_size or max(1, round(math.sqrt(n)))
         m = math.ceil(n / b)
         return b, m, m * b - n
@@ -68,9 +76,14 @@ class MonarchAttention(AttentionBackend):
                 logits = s * torch.einsum("...mid,...mjd->...mij", alpha_r, kb) / c[..., None] + key_bias[:, None, :]
             else:  # where c underflowed, alpha_r / c from its log-domain form (see below)
                 ok = (c >= tiny)[..., None]
-                logits = torch.where(
-                    ok, s * torch.einsum("...mid,...mjd->...mij", alpha_r, kb) / torch.where(ok, c[..., None], 1.0),
-                    s * torch.einsum("...mid,...mjd->...mij", alpha_safe, kb)) + key_bias[:, None, :]
+                logits = (
+                    torch.where(
+                        ok,
+                        s * torch.einsum("...mid,...mjd->...mij", alpha_r, kb) / torch.where(ok, c[..., None], 1.0),
+                        s * torch.einsum("...mid,...mjd->...mij", alpha_safe, kb),
+                    )
+                    + key_bias[:, None, :]
+                )
             r = torch.softmax(logits, dim=-1)  # (B,H,M,b,b)
             alpha_l = s * torch.einsum("...mij,...mjd->...imd", r, kb)  # (B,H,b,M,d)
             # sum_j r log r. Padded (or underflowed) keys have r == 0 exactly: xlogy's value there is 0, but its

@@ -19,12 +19,13 @@ from qdsbench.attention.registry import register
 
 @register("normlin")
 class NormLinAttention(MatrixAttention):
-    def __init__(self, num_tokens: int | None, dropout: float = 0.0, scale: float | None = None,
-                 causal: bool = False):
+    def __init__(self, num_tokens: int | None, dropout: float = 0.0, scale: float | None = None, causal: bool = False):
         super().__init__(scale=scale, causal=causal)
         if num_tokens is None:
-            raise ValueError("attention backend 'normlin' needs num_tokens, the model's fixed token count (the "
-                             "data has no num_variates): set attention.num_tokens=N")
+            raise ValueError(
+                "attention backend 'normlin' needs num_tokens, the model's fixed token count (the "
+                "data has no num_variates): set attention.num_tokens=N"
+            )
         if int(num_tokens) < 1:
             raise ValueError(f"attention backend 'normlin': num_tokens must be >= 1, got {num_tokens}")
         self.num_tokens = int(num_tokens)
@@ -35,8 +36,10 @@ class NormLinAttention(MatrixAttention):
         self.check_inputs(q, k, k)
         n_q, n_k = q.shape[-2], k.shape[-2]
         if n_q != self.num_tokens or n_k != self.num_tokens:
-            raise ValueError(f"attention backend 'normlin': built for num_tokens={self.num_tokens}, got {n_q} "
-                             f"queries and {n_k} keys (set attention.num_tokens to the model's token count)")
+            raise ValueError(
+                f"attention backend 'normlin': built for num_tokens={self.num_tokens}, got {n_q} "
+                f"queries and {n_k} keys (set attention.num_tokens to the model's token count)"
+            )
         positive = F.softplus(self.weight.to(q.dtype)).expand(*q.shape[:2], n_q, n_k)
         mask = self.full_mask(mask, q, k)
         if mask is not None:

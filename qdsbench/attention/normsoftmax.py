@@ -16,8 +16,9 @@ from qdsbench.attention.registry import register
 class _NormSoftmax(MatrixAttention):
     statistic = "std"
 
-    def __init__(self, scale: float | None = 1.0, causal: bool = False, max_temperature: float | None = None,
-                 eps: float = 1e-6):
+    def __init__(
+        self, scale: float | None = 1.0, causal: bool = False, max_temperature: float | None = None, eps: float = 1e-6
+    ):
         super().__init__(scale=scale, causal=causal)
         self.max_temperature, self.eps = max_temperature, eps
         self._head_dim: int | None = None
@@ -32,8 +33,11 @@ class _NormSoftmax(MatrixAttention):
             # one key: the masked path's divisor max(count - 1, 1) gives spread 0 (not torch's NaN); as there, only
             # the floor eps is left and the single key gets weight 1
             correction = 1 if scores.shape[-1] > 1 else 0
-            spread = (scores.var(dim=-1, keepdim=True, correction=correction) if self.statistic == "var"
-                      else scores.std(dim=-1, keepdim=True, correction=correction))
+            spread = (
+                scores.var(dim=-1, keepdim=True, correction=correction)
+                if self.statistic == "var"
+                else scores.std(dim=-1, keepdim=True, correction=correction)
+            )
         else:
             valid = mask.expand_as(scores).to(scores.dtype)
             count = valid.sum(-1, keepdim=True)

@@ -40,11 +40,25 @@ INJECTIONS = ("scaled", "raw", "standardized")
 class QontOTAttention(MatrixAttention):
     supports_causal = False
 
-    def __init__(self, scale: float | None = None, causal: bool = False, n_data_qubits: int = 3,
-                 n_aux_qubits: int | None = None, layers: int = 16, ansatz: str = "parted", grad: str = "none",
-                 theta_seed: int = 0, vec_order: str = "row", pad: bool = False, dtype: str = "complex64",
-                 shots: int = 0, depolarizing: float = 0.0, max_chunk_bytes: int = 4 * 2**20,
-                 inject: str = "scaled", theta_range: float = 1.0):
+    def __init__(
+        self,
+        scale: float | None = None,
+        causal: bool = False,
+        n_data_qubits: int = 3,
+        n_aux_qubits: int | None = None,
+        layers: int = 16,
+        ansatz: str = "parted",
+        grad: str = "none",
+        theta_seed: int = 0,
+        vec_order: str = "row",
+        pad: bool = False,
+        dtype: str = "complex64",
+        shots: int = 0,
+        depolarizing: float = 0.0,
+        max_chunk_bytes: int = 4 * 2**20,
+        inject: str = "scaled",
+        theta_range: float = 1.0,
+    ):
         if inject not in INJECTIONS:
             raise ValueError(f"qontot inject '{inject}' is not valid; valid choices: {', '.join(INJECTIONS)}")
         if inject == "raw" and scale is not None:
@@ -54,8 +68,12 @@ class QontOTAttention(MatrixAttention):
         if not theta_range > 0:
             raise ValueError(f"qontot theta_range={theta_range} must be > 0 (theta ~ U(-theta_range, theta_range))")
         self.inject, self.theta_range = inject, theta_range
-        for label, value, choices in (("ansatz", ansatz, ansatz_layout.ANSATZE), ("grad", grad, GRAD_MODES),
-                                      ("vec_order", vec_order, VEC_ORDERS), ("dtype", dtype, COMPLEX_DTYPES)):
+        for label, value, choices in (
+            ("ansatz", ansatz, ansatz_layout.ANSATZE),
+            ("grad", grad, GRAD_MODES),
+            ("vec_order", vec_order, VEC_ORDERS),
+            ("dtype", dtype, COMPLEX_DTYPES),
+        ):
             if value not in choices:
                 raise ValueError(f"qontot {label} '{value}' is not valid; valid choices: {', '.join(choices)}")
         if n_data_qubits < 1 or layers < 1:
@@ -113,15 +131,23 @@ class QontOTAttention(MatrixAttention):
         chunk = self.max_chunk_bytes
         if angles.device.type == "cpu":
             chunk = min(chunk, simulator.CPU_CHUNK_BYTES)
-        return simulator.dsm(angles, self.n_data_qubits, self.n_aux_qubits, self.layers, self.complex_dtype,
-                             chunk_bytes=chunk)
+        return simulator.dsm(
+            angles, self.n_data_qubits, self.n_aux_qubits, self.layers, self.complex_dtype, chunk_bytes=chunk
+        )
 
     def sampled_dsm(self, angles: torch.Tensor) -> torch.Tensor:
         from qdsbench.quantum.sampling import sample_dsm
 
-        estimate = sample_dsm(angles.detach().double().cpu().numpy(), self.n_data_qubits, self.n_aux_qubits,
-                              self.layers, self.ansatz, self.shots, seed=self.theta_seed,
-                              depolarizing=self.depolarizing)
+        estimate = sample_dsm(
+            angles.detach().double().cpu().numpy(),
+            self.n_data_qubits,
+            self.n_aux_qubits,
+            self.layers,
+            self.ansatz,
+            self.shots,
+            seed=self.theta_seed,
+            depolarizing=self.depolarizing,
+        )
         return torch.as_tensor(np.asarray(estimate), dtype=angles.dtype, device=angles.device)
 
     # --- the normaliser --------------------------------------------------------------------------------------

@@ -71,8 +71,7 @@ class SquaredQ(torch.autograd.Function):
 class QRAttention(MatrixAttention):
     supports_causal = False
 
-    def __init__(self, scale: float | None = None, causal: bool = False, noise: float = 1e-7,
-                 dtype: str = "float64"):
+    def __init__(self, scale: float | None = None, causal: bool = False, noise: float = 1e-7, dtype: str = "float64"):
         super().__init__(scale=scale, causal=causal)
         if dtype not in DTYPES:
             raise ValueError(f"qr dtype '{dtype}' is not valid; valid choices: {', '.join(DTYPES)}")

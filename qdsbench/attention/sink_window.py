@@ -40,16 +40,19 @@ class SinkWindowAttention(AttentionBackend):
         if mask is not None:
             raise ValueError("sink_window supports no extra mask; use mask=None")
         if q.shape[-2] != k.shape[-2]:
-            raise ValueError(f"sink_window needs as many queries as keys (a prefill), got {q.shape[-2]} and "
-                             f"{k.shape[-2]}; decode with dense attention over the cache")
+            raise ValueError(
+                f"sink_window needs as many queries as keys (a prefill), got {q.shape[-2]} and "
+                f"{k.shape[-2]}; decode with dense attention over the cache"
+            )
         out = block_sparse_sink_window(q, k, v, self.window, self.sinks, self.scale_for(q))
         if self.capture:
             self.last_attention = self.attention_matrix(q, k).detach()
         return out
 
 
-def block_sparse_sink_window(q, k, v, window: int, sinks: int, scale: float, block: int | None = None,
-                             chunk_bytes: int = 8 << 20) -> torch.Tensor:
+def block_sparse_sink_window(
+    q, k, v, window: int, sinks: int, scale: float, block: int | None = None, chunk_bytes: int = 8 << 20
+) -> torch.Tensor:
     """Query blocks of ``block`` rows attend to [sinks, the W + block keys ending at the block]: batched SDPA.
 
     Each block's keys are a strided view (unfold) of the sequence, so the work is O(N (W + block + S) d) and every
@@ -87,8 +90,12 @@ def block_sparse_sink_window(q, k, v, window: int, sinks: int, scale: float, blo
             sink = (torch.arange(s, device=q.device)[None, None, :] <= i).expand(m, b, s)
             mask = torch.cat([sink, mask], -1)
         o = F.scaled_dot_product_attention(
-            qb[:, :, g0:g1].transpose(1, 2).reshape(B * m, H, b, d), kg.transpose(1, 2).reshape(B * m, H, keys, d),
-            vg.transpose(1, 2).reshape(B * m, H, keys, dv), attn_mask=mask.repeat(B, 1, 1)[:, None], scale=scale)
+            qb[:, :, g0:g1].transpose(1, 2).reshape(B * m, H, b, d),
+            kg.transpose(1, 2).reshape(B * m, H, keys, d),
+            vg.transpose(1, 2).reshape(B * m, H, keys, dv),
+            attn_mask=mask.repeat(B, 1, 1)[:, None],
+            scale=scale,
+        )
         out[:, :, g0:g1] = o.reshape(B, m, H, b, dv).transpose(1, 2)
     return out.flatten(2, 3)[..., :n, :]
 

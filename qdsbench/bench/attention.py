@@ -55,8 +55,13 @@ def backends_for(n: int) -> dict[str, dict]:
         "qr(old)": {"name": "qr(old)"},
     }
     if n & (n - 1) == 0 and n <= 16:
-        chosen["qontot(L=16,q_a=4,grad=scores)"] = {"name": "qontot", "n_data_qubits": int(np.log2(n)),
-                                                    "n_aux_qubits": 4, "layers": 16, "grad": "scores"}
+        chosen["qontot(L=16,q_a=4,grad=scores)"] = {
+            "name": "qontot",
+            "n_data_qubits": int(np.log2(n)),
+            "n_aux_qubits": 4,
+            "layers": 16,
+            "grad": "scores",
+        }
     return chosen
 
 
@@ -76,6 +81,7 @@ def qr_floor(batch: int, heads: int, n: int):
     def run():
         torch.linalg.householder_product(*torch.geqrf(s))
         q.mT @ y, q @ y, torch.linalg.solve_triangular(a, y.mT, upper=True, left=True)
+
     return run
 
 
@@ -91,8 +97,10 @@ def time_round_robin(fns: dict, rounds: int) -> tuple[dict[str, float], dict[str
             fn()
             cpu[name].append(time.process_time() - start_cpu)
             wall[name].append(time.perf_counter() - start)
-    return ({name: statistics.median(s) for name, s in cpu.items()},
-            {name: statistics.median(s) for name, s in wall.items()})
+    return (
+        {name: statistics.median(s) for name, s in cpu.items()},
+        {name: statistics.median(s) for name, s in wall.items()},
+    )
 
 
 def backend_table(batch: int, heads: int, dim: int, rounds: int) -> list[dict]:
@@ -109,12 +117,19 @@ def backend_table(batch: int, heads: int, dim: int, rounds: int) -> list[dict]:
         fns["qr floor"] = qr_floor(batch, heads, n)
         times, walls = time_round_robin(fns, rounds if n < 100 else max(5, 2 * rounds // 3))
         for label, seconds in times.items():
-            rows.append({"N": n, "backend": label, "ms": round(seconds * 1e3, 3),
-                         "ratio_vs_softmax": round(seconds / times["softmax"], 2),
-                         "wall_ms": round(walls[label] * 1e3, 3),
-                         "wall_ratio_vs_softmax": round(walls[label] / walls["softmax"], 2)})
-        print(f"N={n}: " + ", ".join(f"{r['backend']} {r['ratio_vs_softmax']}x" for r in rows if r["N"] == n),
-              flush=True)
+            rows.append(
+                {
+                    "N": n,
+                    "backend": label,
+                    "ms": round(seconds * 1e3, 3),
+                    "ratio_vs_softmax": round(seconds / times["softmax"], 2),
+                    "wall_ms": round(walls[label] * 1e3, 3),
+                    "wall_ratio_vs_softmax": round(walls[label] / walls["softmax"], 2),
+                }
+            )
+        print(
+            f"N={n}: " + ", ".join(f"{r['backend']} {r['ratio_vs_softmax']}x" for r in rows if r["N"] == n), flush=True
+        )
     return rows
 
 
@@ -168,14 +183,21 @@ def qontot_table(matrices: int, reference_samples: int) -> tuple[list[dict], dic
         {"method": "qdsbench torch simulator (complex64, batched)", "ms_per_dsm": ours * 1e3},
         {"method": "qiskit quantum_info.Operator, per matrix", "ms_per_dsm": operator * 1e3},
         {"method": "qiskit-aer unitary, transpiled once, 64 bound per run", "ms_per_dsm": aer * 1e3},
-        {"method": "FLOP bound: blocks x 4^k x 4 complex MACs at measured complex matmul rate",
-         "ms_per_dsm": bound * 1e3},
+        {
+            "method": "FLOP bound: blocks x 4^k x 4 complex MACs at measured complex matmul rate",
+            "ms_per_dsm": bound * 1e3,
+        },
     ]
     for r in rows:
         r["ms_per_dsm"] = round(r["ms_per_dsm"], 4)
         r["vs_ours"] = round(r["ms_per_dsm"] / (ours * 1e3), 2)
-    info = {"k": k, "blocks": blocks, "rate_gflops": rate / 1e9, "matrices": matrices,
-            "reference_samples": reference_samples}
+    info = {
+        "k": k,
+        "blocks": blocks,
+        "rate_gflops": rate / 1e9,
+        "matrices": matrices,
+        "reference_samples": reference_samples,
+    }
     return rows, info
 
 
@@ -191,17 +213,21 @@ def target_lines(rows: list[dict], q_rows: list[dict]) -> list[str]:
             lines.append(f"- {label} at N = {n}: not measured in this run (target <= {limit}x softmax)")
             continue
         floor = next((r for r in rows if r["backend"] == f"{label} floor" and r["N"] == n), None)
-        lines.append(f"- {label} at N = {n}: {row['ratio_vs_softmax']}x softmax in CPU time, "
-                     f"{row['wall_ratio_vs_softmax']}x in wall time (target <= {limit}x): "
-                     f"{met(row['ratio_vs_softmax'] <= limit)}"
-                     + (f"; its LAPACK / BLAS calls alone take {floor['ratio_vs_softmax']}x" if floor else ""))
+        lines.append(
+            f"- {label} at N = {n}: {row['ratio_vs_softmax']}x softmax in CPU time, "
+            f"{row['wall_ratio_vs_softmax']}x in wall time (target <= {limit}x): "
+            f"{met(row['ratio_vs_softmax'] <= limit)}"
+            + (f"; its LAPACK / BLAS calls alone take {floor['ratio_vs_softmax']}x" if floor else "")
+        )
     ours = q_rows[0]["ms_per_dsm"]
     vs_bound = ours / q_rows[3]["ms_per_dsm"]
     vs_operator = q_rows[1]["vs_ours"]
-    lines.append(f"- QontOT: {ours} ms per 8x8 DSM, {vs_bound:.2f}x its FLOP bound (target <= "
-                 f"{QONTOT_MAX_VS_BOUND:g}x): {met(vs_bound <= QONTOT_MAX_VS_BOUND)}; {vs_operator}x faster than "
-                 f"qiskit's Operator (target >= {QONTOT_MIN_VS_OPERATOR:g}x): "
-                 f"{met(vs_operator >= QONTOT_MIN_VS_OPERATOR)}")
+    lines.append(
+        f"- QontOT: {ours} ms per 8x8 DSM, {vs_bound:.2f}x its FLOP bound (target <= "
+        f"{QONTOT_MAX_VS_BOUND:g}x): {met(vs_bound <= QONTOT_MAX_VS_BOUND)}; {vs_operator}x faster than "
+        f"qiskit's Operator (target >= {QONTOT_MIN_VS_OPERATOR:g}x): "
+        f"{met(vs_operator >= QONTOT_MIN_VS_OPERATOR)}"
+    )
     return lines
 
 
@@ -221,8 +247,9 @@ def main() -> None:
     q_rows, info = qontot_table(args.matrices, args.reference_samples)
     OUT.mkdir(parents=True, exist_ok=True)
     with open(OUT / "attention.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["N", "backend", "ms", "ratio_vs_softmax", "wall_ms",
-                                                "wall_ratio_vs_softmax"])
+        writer = csv.DictWriter(
+            fh, fieldnames=["N", "backend", "ms", "ratio_vs_softmax", "wall_ms", "wall_ratio_vs_softmax"]
+        )
         writer.writeheader()
         writer.writerows(rows)
     with open(OUT / "attention_qontot.csv", "w", newline="") as fh:
@@ -252,8 +279,9 @@ def main() -> None:
     ]
     for n in dict.fromkeys(r["N"] for r in rows):
         cells = {r["backend"]: f"{r['ratio_vs_softmax']}x ({r['ms']} ms)" for r in rows if r["N"] == n}
-        lines.append(f"| {n} | " + " | ".join(cells.get(b, "—") for b in dict.fromkeys(r["backend"] for r in rows))
-                     + " |")
+        lines.append(
+            f"| {n} | " + " | ".join(cells.get(b, "—") for b in dict.fromkeys(r["backend"] for r in rows)) + " |"
+        )
     lines += [
         "",
         f"## QontOT: time per 8x8 DSM ({info['matrices']} matrices, 16 circuit layers, q_a = 4, k = {info['k']} "

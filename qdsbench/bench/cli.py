@@ -47,14 +47,24 @@ def main(argv: list[str] | None = None) -> None:
         for name, cmd in COMMANDS.items():
             times[name].append(wall(cmd))
     reference = statistics.median(next(iter(times.values())))
-    rows = [{"command": name, "median_s": round(statistics.median(t), 3), "min_s": round(min(t), 3),
-             "vs_import_torch": round(statistics.median(t) / reference, 2),
-             "target_met": statistics.median(t) <= reference} for name, t in times.items()]
+    rows = [
+        {
+            "command": name,
+            "median_s": round(statistics.median(t), 3),
+            "min_s": round(min(t), 3),
+            "vs_import_torch": round(statistics.median(t) / reference, 2),
+            "target_met": statistics.median(t) <= reference,
+        }
+        for name, t in times.items()
+    ]
     write_csv(args.out / "cli.csv", rows)
-    text = (f"# Command-line latency\n\nCommand: `.venv/bin/python scripts/bench_cli.py --rounds {args.rounds}` "
-            f"(fresh process each, interleaved rounds; {platform.machine()}, {time.strftime('%Y-%m-%d')}, load average "
-            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores). "
-            "Target: at most the time of `import torch` (ratio <= 1).\n\n"
-            + markdown_table(rows, list(rows[0]), digits=3) + "\n")
+    text = (
+        f"# Command-line latency\n\nCommand: `.venv/bin/python scripts/bench_cli.py --rounds {args.rounds}` "
+        f"(fresh process each, interleaved rounds; {platform.machine()}, {time.strftime('%Y-%m-%d')}, load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores). "
+        "Target: at most the time of `import torch` (ratio <= 1).\n\n"
+        + markdown_table(rows, list(rows[0]), digits=3)
+        + "\n"
+    )
     write_text(args.out / "cli.md", text)
     print(text, end="")

@@ -80,9 +80,11 @@ def peak_rise_mib(call, *args) -> float:
 
 def peak_memory_mib(method: str, config: str, n: int, threads: int) -> float:
     """Measured in a fresh process so that no allocator cache from earlier calls hides the working memory."""
-    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import torch; torch.set_num_threads({threads}); "
-            f"torch.set_grad_enabled(False); from scripts.bench_sparse import make_call, inputs, peak_rise_mib; "
-            f"q, k, v = inputs({n}); print(peak_rise_mib(make_call({method!r}, {config!r}), q, k, v))")
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import torch; torch.set_num_threads({threads}); "
+        f"torch.set_grad_enabled(False); from scripts.bench_sparse import make_call, inputs, peak_rise_mib; "
+        f"q, k, v = inputs({n}); print(peak_rise_mib(make_call({method!r}, {config!r}), q, k, v))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     if result.returncode:
         raise RuntimeError(f"memory probe failed for {method} N={n}: {result.stderr.strip().splitlines()[-1]}")
@@ -119,11 +121,22 @@ def main() -> None:
             full_ms = 1e3 * statistics.median(times["full_sdpa"])
             for m in methods:
                 ms = 1e3 * statistics.median(times[m])
-                frac = {"full_sdpa": 1.0, "sink_window": pairs["sparse"] / pairs["full"],
-                        "delta": pairs["total"] / pairs["full"]}[m]
-                rows.append({"N": n, "config": config, "method": m, "ms": round(ms, 2),
-                             "speedup_vs_full": round(full_ms / ms, 2), "pairs_vs_full": round(frac, 4),
-                             "peak_mib": round(peak_memory_mib(m, config, n, args.threads), 1)})
+                frac = {
+                    "full_sdpa": 1.0,
+                    "sink_window": pairs["sparse"] / pairs["full"],
+                    "delta": pairs["total"] / pairs["full"],
+                }[m]
+                rows.append(
+                    {
+                        "N": n,
+                        "config": config,
+                        "method": m,
+                        "ms": round(ms, 2),
+                        "speedup_vs_full": round(full_ms / ms, 2),
+                        "pairs_vs_full": round(frac, 4),
+                        "peak_mib": round(peak_memory_mib(m, config, n, args.threads), 1),
+                    }
+                )
                 print(rows[-1], flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -131,23 +144,33 @@ def main() -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    text = (f"# Sparse prefill attention on the CPU: full SDPA vs sink_window vs sink_window + Delta\n\n"
-            f"Command: `make bench-sparse` (`.venv/bin/python scripts/bench_sparse.py {' '.join(sys.argv[1:])}`)  \n"
-            f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} CPU, {args.threads} torch thread(s), "
-            f"torch {torch.__version__}; shapes (1, {HEADS}, N, {DIM}) float32, one call, median of {args.repeats} "
-            f"interleaved repeats. Configs (window, sinks, gamma, tail_min): "
-            + "; ".join(f"{k} = {v}" for k, v in CONFIGS.items())
-            + ". `pairs_vs_full` = query-key pairs computed / causal N(N+1)/2; `peak_mib` = rise of the resident "
-              "set during the "
-              "call, in a fresh process.\n\n")
+    text = (
+        f"# Sparse prefill attention on the CPU: full SDPA vs sink_window vs sink_window + Delta\n\n"
+        f"Command: `make bench-sparse` (`.venv/bin/python scripts/bench_sparse.py {' '.join(sys.argv[1:])}`)  \n"
+        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} CPU, {args.threads} torch thread(s), "
+        f"torch {torch.__version__}; shapes (1, {HEADS}, N, {DIM}) float32, one call, median of {args.repeats} "
+        f"interleaved repeats. Configs (window, sinks, gamma, tail_min): "
+        + "; ".join(f"{k} = {v}" for k, v in CONFIGS.items())
+        + ". `pairs_vs_full` = query-key pairs computed / causal N(N+1)/2; `peak_mib` = rise of the resident "
+        "set during the "
+        "call, in a fresh process.\n\n"
+    )
     text += "| N | config | method | ms | speedup vs full | pairs vs full | peak MiB |\n|---|---|---|---|---|---|---|\n"
-    text += "".join(f"| {r['N']} | {r['config']} | {r['method']} | {r['ms']} | {r['speedup_vs_full']}x | "
-                    f"{r['pairs_vs_full']} | {r['peak_mib']} |\n" for r in rows)
+    text += "".join(
+        f"| {r['N']} | {r['config']} | {r['method']} | {r['ms']} | {r['speedup_vs_full']}x | "
+        f"{r['pairs_vs_full']} | {r['peak_mib']} |\n"
+        for r in rows
+    )
     target = [r for r in rows if r["N"] == 16384 and r["method"] == "delta"]
     if target:
-        text += "\nTarget (sink_window + Delta >= 4x faster than full SDPA at 16K): " + "; ".join(
-            f"{r['config']}: {r['speedup_vs_full']}x ({'met' if r['speedup_vs_full'] >= 4 else 'not met'})"
-            for r in target) + ".\n"
+        text += (
+            "\nTarget (sink_window + Delta >= 4x faster than full SDPA at 16K): "
+            + "; ".join(
+                f"{r['config']}: {r['speedup_vs_full']}x ({'met' if r['speedup_vs_full'] >= 4 else 'not met'})"
+                for r in target
+            )
+            + ".\n"
+        )
     (out / "sparse.md").write_text(text)
     print(f"wrote {out / 'sparse.md'}")
 

@@ -1,10 +1,10 @@
 """``qdsbench-reproduce``: plan, run or tabulate one paper's campaign.
 
-  qdsbench-reproduce --paper qds --protocol paper --plan          # status and cost of every run and stage
-  qdsbench-reproduce --paper qds --protocol paper --hours 2.5     # run what fits in 2.5 h, then build the tables
-  qdsbench-reproduce --paper qds --protocol paper --tables-only   # rebuild the tables from committed records
-  qdsbench-reproduce --paper qds --protocol paper --commands      # one train command per unit left (cluster arrays)
-  qdsbench-reproduce --paper qds --protocol paper --collect       # records for runs finished elsewhere, then tables
+qdsbench-reproduce --paper qds --protocol paper --plan          # status and cost of every run and stage
+qdsbench-reproduce --paper qds --protocol paper --hours 2.5     # run what fits in 2.5 h, then build the tables
+qdsbench-reproduce --paper qds --protocol paper --tables-only   # rebuild the tables from committed records
+qdsbench-reproduce --paper qds --protocol paper --commands      # one train command per unit left (cluster arrays)
+qdsbench-reproduce --paper qds --protocol paper --collect       # records for runs finished elsewhere, then tables
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from qdsbench.errors import UserError
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="qdsbench-reproduce", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="qdsbench-reproduce", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--paper", required=True, help="a manifest in conf/paper/")
     parser.add_argument("--protocol", default="paper", help="a protocol of that manifest (default: paper)")
     parser.add_argument("--tables", default="all", help="comma-separated table names, or all")
@@ -28,8 +29,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument("--tables-only", action="store_true")
     mode.add_argument("--commands", action="store_true")
     mode.add_argument("--collect", action="store_true")
-    parser.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2",
-                        help="run or plan only units whose grid value KEY is one of these (repeatable)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="run or plan only units whose grid value KEY is one of these (repeatable)",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (one torch thread each)")
     parser.add_argument("--results", type=Path, default=None, help="results root (default: the repo's results/)")
     parser.add_argument("--work", type=Path, default=None, help="work directories (default: logs/campaign/)")
@@ -55,9 +61,15 @@ def main(argv: list[str] | None = None) -> None:
             if not sep or not values:
                 raise UserError(f"--only '{item}' is not KEY=V1,V2 (e.g. --only model.depth=1,2)")
             only[key] = values.split(",")
-        campaign = Campaign(args.paper, args.protocol, args.results or REPO_ROOT / "results",
-                            args.work or REPO_ROOT / "logs" / "campaign", names, only,
-                            check_data=not args.tables_only)
+        campaign = Campaign(
+            args.paper,
+            args.protocol,
+            args.results or REPO_ROOT / "results",
+            args.work or REPO_ROOT / "logs" / "campaign",
+            names,
+            only,
+            check_data=not args.tables_only,
+        )
         if args.plan:
             print("\n".join(campaign.plan()))
         elif args.commands:

@@ -28,8 +28,8 @@ class Unit:
     paper: str
     protocol: str
     kind: str
-    name: str                         # experiment (runs) or stage name
-    overrides: tuple[str, ...] = ()   # Hydra overrides after the experiment (runs)
+    name: str  # experiment (runs) or stage name
+    overrides: tuple[str, ...] = ()  # Hydra overrides after the experiment (runs)
     seed: int | None = None
     point: tuple[tuple[str, str], ...] = ()  # the grid values that make this unit (for its readable id)
     tables: tuple[str, ...] = field(default=(), compare=False)
@@ -77,8 +77,9 @@ def load_manifest(paper: str) -> DictConfig:
 
 def check_protocol(manifest: DictConfig, protocol: str) -> DictConfig:
     if protocol not in manifest.protocols:
-        raise UserError(f"unknown protocol '{protocol}' for paper {manifest.paper}; valid choices: "
-                        f"{', '.join(manifest.protocols)}")
+        raise UserError(
+            f"unknown protocol '{protocol}' for paper {manifest.paper}; valid choices: {', '.join(manifest.protocols)}"
+        )
     return manifest.protocols[protocol]
 
 
@@ -111,9 +112,19 @@ def table_units(manifest: DictConfig, table: str, protocol: str) -> list[Unit]:
             # tables (e.g. Table 1's static QontOT cell and Table A3's L=16 cell) is one unit.
             named = tuple(sorted(tuple(o.split("=", 1)) for o in own if "=" in o))
             for seed in planned_seeds(manifest, table, protocol):
-                units.append(Unit(manifest.paper, protocol, RUN, group.experiment,
-                                  (*own, *proto.get("overrides", [])), int(seed), named, (table,),
-                                  group.get("label")))
+                units.append(
+                    Unit(
+                        manifest.paper,
+                        protocol,
+                        RUN,
+                        group.experiment,
+                        (*own, *proto.get("overrides", [])),
+                        int(seed),
+                        named,
+                        (table,),
+                        group.get("label"),
+                    )
+                )
     return units
 
 
@@ -158,6 +169,7 @@ def protocol_tables(manifest: DictConfig, protocol: str) -> list[str]:
 def check_tables(manifest: DictConfig, names: list[str]) -> list[str]:
     for name in names:
         if name not in manifest.tables:
-            raise UserError(f"unknown table '{name}' for paper {manifest.paper}; valid choices: "
-                            f"{', '.join(manifest.tables)}")
+            raise UserError(
+                f"unknown table '{name}' for paper {manifest.paper}; valid choices: {', '.join(manifest.tables)}"
+            )
     return names

@@ -43,29 +43,48 @@ from qdsbench.config import REPO_ROOT, compose
 from qdsbench.errors import UserError
 from qdsbench.runrecord import METRICS_FILE, RUN_FILE
 
-LABEL_KEYS = ("data.name", "model.name", "attention.name", "model.depth", "attention.layers", "attention.ansatz",
-              "data.pred_len", "data.seq_len", "trainer.max_epochs")
+LABEL_KEYS = (
+    "data.name",
+    "model.name",
+    "attention.name",
+    "model.depth",
+    "attention.layers",
+    "attention.ansatz",
+    "data.pred_len",
+    "data.seq_len",
+    "trainer.max_epochs",
+)
 START_OVERHEAD_S = 30.0  # process start, data loading and the final test, on top of the epochs
 
 
 @dataclass
 class Status:
-    state: str                  # done | partial | todo | no data
+    state: str  # done | partial | todo | no data
     epochs_done: int = 0
-    estimate_s: float | None = None   # seconds still needed (None: nothing measured or hinted yet)
+    estimate_s: float | None = None  # seconds still needed (None: nothing measured or hinted yet)
 
 
 class Campaign:
-    def __init__(self, paper: str, protocol: str, results: Path = REPO_ROOT / "results",
-                 work: Path = REPO_ROOT / "logs" / "campaign", tables_: list[str] | None = None,
-                 restrict: dict[str, list[str]] | None = None, check_data: bool = True):
+    def __init__(
+        self,
+        paper: str,
+        protocol: str,
+        results: Path = REPO_ROOT / "results",
+        work: Path = REPO_ROOT / "logs" / "campaign",
+        tables_: list[str] | None = None,
+        restrict: dict[str, list[str]] | None = None,
+        check_data: bool = True,
+    ):
         self.manifest = load_manifest(paper)
         self.protocol = protocol
         check_protocol(self.manifest, protocol)
         self.paper, self.results, self.work = paper, Path(results), Path(work)
         self.table_names = tables_ or protocol_tables(self.manifest, protocol)
-        self.units = [u for u in campaign_units(self.manifest, protocol, self.table_names)
-                      if all(dict(u.point).get(k, v[0]) in v for k, v in (restrict or {}).items())]
+        self.units = [
+            u
+            for u in campaign_units(self.manifest, protocol, self.table_names)
+            if all(dict(u.point).get(k, v[0]) in v for k, v in (restrict or {}).items())
+        ]
         self.check_data = check_data
         # Per-process caches: composed configs and their label values per unit group, data checks per dataset.
         self._labels: dict[str, dict[str, Any]] = {}
@@ -103,8 +122,9 @@ class Campaign:
             else:
                 cfg = compose("train", [*unit.train_args(), "paths.output_dir=unused"])
                 self._configs[unit.group] = cfg
-                spec_keys = {k for t in unit.tables for k in (*self.manifest.tables[t].rows,
-                                                             self.manifest.tables[t].column)}
+                spec_keys = {
+                    k for t in unit.tables for k in (*self.manifest.tables[t].rows, self.manifest.tables[t].column)
+                }
                 self._labels[unit.group] = {k: OmegaConf.select(cfg, k) for k in (*LABEL_KEYS, *spec_keys)}
         return self._labels[unit.group]
 
@@ -131,13 +151,16 @@ class Campaign:
 
     def _estimate(self, unit: Unit, max_epochs: int) -> float | None:
         """Measured first (other seeds of the cell, then the experiment's seconds per epoch), then the hint."""
-        same_cell = [r["fit_seconds"] for r in self.records.values()
-                     if r.get("fit_seconds") and _group_of(r) == unit.group]
+        same_cell = [
+            r["fit_seconds"] for r in self.records.values() if r.get("fit_seconds") and _group_of(r) == unit.group
+        ]
         if same_cell:
             return START_OVERHEAD_S + sum(same_cell) / len(same_cell)
-        per_epoch = [r["seconds_per_epoch"] for r in self.records.values()
-                     if r.get("seconds_per_epoch") and r["experiment"] == unit.name
-                     and _same_backend(r, self.labels(unit))]
+        per_epoch = [
+            r["seconds_per_epoch"]
+            for r in self.records.values()
+            if r.get("seconds_per_epoch") and r["experiment"] == unit.name and _same_backend(r, self.labels(unit))
+        ]
         if per_epoch:
             return START_OVERHEAD_S + max_epochs * sorted(per_epoch)[len(per_epoch) // 2]
         hint = _cost_hint(self.manifest, unit)
@@ -160,10 +183,12 @@ class Campaign:
             lines.append(f"{st.state:7s} {cost:>8s}  {unit.uid}{extra}")
         problems = sorted({p for u in self.units if (p := self.data_problem(u))}) if self.check_data else []
         lines += [f"no data: {p}" for p in problems]
-        lines.append(f"total: {len(self.units)} units; done {totals['done']}, partial {totals['partial']}, "
-                     f"todo {totals['todo']}, no data here {totals['no data']}; "
-                     f"about {left / 3600:.1f} h of one core left"
-                     + (f" plus {unknown} units with no estimate yet" if unknown else ""))
+        lines.append(
+            f"total: {len(self.units)} units; done {totals['done']}, partial {totals['partial']}, "
+            f"todo {totals['todo']}, no data here {totals['no data']}; "
+            f"about {left / 3600:.1f} h of one core left"
+            + (f" plus {unknown} units with no estimate yet" if unknown else "")
+        )
         return lines
 
     def commands(self) -> list[str]:
@@ -178,8 +203,14 @@ class Campaign:
         unit_dir = self.unit_dir(unit)
         attempt = 1 + sum(1 for _ in unit_dir.glob("attempt-*")) if unit_dir.is_dir() else 1
         defaults = ("logger=csv", "trainer.enable_progress_bar=false", f"tags=[campaign,{self.paper},{self.protocol}]")
-        return [*unit.train_args(defaults), f"paths.log_dir={unit_dir}", "task_name=run", "resume=auto",
-                "num_threads=1", f"hydra.run.dir={unit_dir}/attempt-{attempt:03d}"]
+        return [
+            *unit.train_args(defaults),
+            f"paths.log_dir={unit_dir}",
+            "task_name=run",
+            "resume=auto",
+            "num_threads=1",
+            f"hydra.run.dir={unit_dir}/attempt-{attempt:03d}",
+        ]
 
     # --- run -----------------------------------------------------------------------------------------------
     def run(self, hours: float, jobs: int = 1, say: Callable[[str], None] = print) -> int:
@@ -194,8 +225,10 @@ class Campaign:
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         running: dict[str, tuple[Unit, subprocess.Popen]] = {}
         try:
-            queue = sorted((u for u in self.units if self.status(u).state in ("partial", "todo")),
-                           key=lambda u: self.status(u).state != "partial")
+            queue = sorted(
+                (u for u in self.units if self.status(u).state in ("partial", "todo")),
+                key=lambda u: self.status(u).state != "partial",
+            )
             while (queue or running) and "signal" not in stop:
                 for uid, (unit, proc) in list(running.items()):
                     if proc.poll() is not None:
@@ -239,28 +272,39 @@ class Campaign:
     def _launch(self, unit: Unit) -> subprocess.Popen:
         unit_dir = self.unit_dir(unit)
         unit_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE",
-               "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "OMP_WAIT_POLICY": "PASSIVE",
+            "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
+        }
         if unit.kind == STAGE:
             stage = self.manifest.stages[unit.name]
             args = stage.get("args") or []
             if OmegaConf.is_dict(args):  # per-protocol argument lists
                 args = args.get(self.protocol) or []
-            argv = [sys.executable, "-m", "qdsbench.campaign.stage", stage.function,
-                    json.dumps([str(a) for a in args])]
+            argv = [sys.executable, "-m", "qdsbench.campaign.stage", stage.function, json.dumps([str(a) for a in args])]
         else:
             argv = [sys.executable, "-m", "qdsbench.cli.train", *self._run_args(unit)]
         log = open(unit_dir / "campaign.log", "a")
         log.write(f"\n$ {shlex.join(argv)}\n")
         log.flush()
-        return subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def _finished(self, unit: Unit, returncode: int | None, say: Callable[[str], None]) -> None:
         if unit.kind == STAGE:
             if returncode == 0:
-                record = {"uid": unit.uid, "paper": self.paper, "protocol": self.protocol, "kind": STAGE,
-                          "stage": unit.name, "function": self.manifest.stages[unit.name].function}
+                record = {
+                    "uid": unit.uid,
+                    "paper": self.paper,
+                    "protocol": self.protocol,
+                    "kind": STAGE,
+                    "stage": unit.name,
+                    "function": self.manifest.stages[unit.name].function,
+                }
                 rec.write_record(self.results, record)
                 self.records[unit.uid] = record
             say(f"{'done   ' if returncode == 0 else 'failed '} {unit.uid} (exit {returncode})")
@@ -296,8 +340,10 @@ class Campaign:
             root = self.stage_root()
             render = self.manifest.stages[stage].get("render")
             if not render:
-                raise UserError(f"stage '{stage}' of conf/paper/{self.paper}.yaml names no render function "
-                                "(render: package.module:function), so its tables cannot be rebuilt")
+                raise UserError(
+                    f"stage '{stage}' of conf/paper/{self.paper}.yaml names no render function "
+                    "(render: package.module:function), so its tables cannot be rebuilt"
+                )
             for path in resolve(render)(root, out or root):
                 written.append(Path(path))
                 say(f"wrote {path}")
@@ -310,8 +356,9 @@ class Campaign:
             expected = tables.load_expected(REPO_ROOT / self.manifest.expected, table)
             rows = tables.build_rows(self.manifest, table, self.protocol, self.records, labels, expected)
             markdown, csv_text = tables.render(self.manifest, table, self.protocol, rows, self._header(table, units))
-            path = tables.write(tables.table_stem(out or self.results, self.paper, self.protocol, table), markdown,
-                                csv_text)
+            path = tables.write(
+                tables.table_stem(out or self.results, self.paper, self.protocol, table), markdown, csv_text
+            )
             written.append(path)
             say(f"wrote {path}")
         return written
@@ -353,8 +400,11 @@ def _group_of(record: dict[str, Any]) -> str:
 
 def _same_backend(record: dict[str, Any], labels: dict[str, Any]) -> bool:
     cfg = record.get("config", {})
-    return all(cfg.get(k) == labels.get(k) for k in ("attention.name", "model.name", "model.depth", "attention.layers")
-               if labels.get(k) is not None)
+    return all(
+        cfg.get(k) == labels.get(k)
+        for k in ("attention.name", "model.name", "model.depth", "attention.layers")
+        if labels.get(k) is not None
+    )
 
 
 def _cost_hint(manifest, unit: Unit) -> float | None:
@@ -391,11 +441,11 @@ def _take_lock(path: Path):
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise UserError(f"another qdsbench-reproduce is running this campaign (lock {path}); "
-                        "wait for it or stop it first") from None
+        raise UserError(
+            f"another qdsbench-reproduce is running this campaign (lock {path}); wait for it or stop it first"
+        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"{os.getpid()}\n")
     handle.flush()
     return handle
-

@@ -22,8 +22,13 @@ from qdsbench.campaign.records import metric
 from qdsbench.tables import csv_text, write_text
 
 # Short names used in expected.csv's `setting` column.
-ALIASES = {"depth": "model.depth", "circuit_layers": "attention.layers", "ansatz": "attention.ansatz",
-           "pred_len": "data.pred_len", "seq_len": "data.seq_len"}
+ALIASES = {
+    "depth": "model.depth",
+    "circuit_layers": "attention.layers",
+    "ansatz": "attention.ansatz",
+    "pred_len": "data.pred_len",
+    "seq_len": "data.seq_len",
+}
 
 
 def load_expected(path: str | Path, table: str) -> list[dict[str, Any]]:
@@ -72,12 +77,17 @@ def verdict(mean: float | None, std: float | None, n: int, planned: int, paper: 
 
 def _cell(values: dict[int, float], planned: int, paper: dict[str, Any] | None, digits: int) -> dict[str, Any]:
     mean, std, n = seed_stats(values)
-    out = {"n": n, "planned": planned, "mean": _round(mean, digits), "std": _round(std, digits),
-           "paper": float(paper["expected"]) if paper else None,
-           "paper_std": float(paper["expected_std"]) if paper and paper.get("expected_std") else None,
-           "tolerance": float(paper["tolerance"]) if paper else None,
-           "paper_source": paper.get("source") if paper else None,
-           "verdict": verdict(mean, std, n, planned, paper)}
+    out = {
+        "n": n,
+        "planned": planned,
+        "mean": _round(mean, digits),
+        "std": _round(std, digits),
+        "paper": float(paper["expected"]) if paper else None,
+        "paper_std": float(paper["expected_std"]) if paper and paper.get("expected_std") else None,
+        "tolerance": float(paper["tolerance"]) if paper else None,
+        "paper_source": paper.get("source") if paper else None,
+        "verdict": verdict(mean, std, n, planned, paper),
+    }
     out["diff"] = _round(mean - out["paper"], digits) if mean is not None and paper else None
     out["seeds"] = dict(sorted(values.items()))
     return out
@@ -87,8 +97,14 @@ def _round(x: float | None, digits: int) -> float | None:
     return None if x is None else round(x, digits)
 
 
-def build_rows(manifest: DictConfig, table: str, protocol: str, records: dict[str, dict[str, Any]],
-               labels: dict[str, dict[str, Any]], expected: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def build_rows(
+    manifest: DictConfig,
+    table: str,
+    protocol: str,
+    records: dict[str, dict[str, Any]],
+    labels: dict[str, dict[str, Any]],
+    expected: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
     """One row per (row keys, column value); ``labels[group]`` holds each unit group's key values."""
     spec = manifest.tables[table]
     keys = [*spec.rows, spec.column]
@@ -116,8 +132,9 @@ def build_rows(manifest: DictConfig, table: str, protocol: str, records: dict[st
         rows.append(row)
     if spec.get("average_over"):
         restricted = spec.average_over in (manifest.protocols[protocol].get("restrict") or {})
-        rows += _average_rows(rows, keys, spec.average_over, metrics, planned, [] if restricted else expected,
-                              protocol, digits)
+        rows += _average_rows(
+            rows, keys, spec.average_over, metrics, planned, [] if restricted else expected, protocol, digits
+        )
     return rows
 
 
@@ -156,8 +173,9 @@ def _paper(cell: dict[str, Any]) -> str:
     return f"{cell['paper']} ± {cell['paper_std']}" if cell["paper_std"] else str(cell["paper"])
 
 
-def render(manifest: DictConfig, table: str, protocol: str, rows: list[dict[str, Any]],
-           header: list[str]) -> tuple[str, str]:
+def render(
+    manifest: DictConfig, table: str, protocol: str, rows: list[dict[str, Any]], header: list[str]
+) -> tuple[str, str]:
     """Markdown and CSV text of one table."""
     spec = manifest.tables[table]
     keys = [*spec.rows, spec.column]
@@ -169,8 +187,9 @@ def render(manifest: DictConfig, table: str, protocol: str, rows: list[dict[str,
     lines = [f"# {spec.title}", "", *header, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     fields = [*keys, "protocol"]
     for m in metrics:
-        fields += [f"{m}:{k}" for k in ("n", "planned", "mean", "std", "paper", "paper_std", "diff", "tolerance",
-                                        "verdict")]
+        fields += [
+            f"{m}:{k}" for k in ("n", "planned", "mean", "std", "paper", "paper_std", "diff", "tolerance", "verdict")
+        ]
     fields.append("note")
     flat_rows = []
     names = OmegaConf.to_container(spec.labels) if spec.get("labels") else {}
@@ -181,8 +200,10 @@ def render(manifest: DictConfig, table: str, protocol: str, rows: list[dict[str,
         for m in metrics:
             c = row[m]
             cells += [_ours(c), _paper(c), _fmt(c["diff"]), _fmt(c["tolerance"]), c["verdict"]]
-            flat |= {f"{m}:{k}": c[k] for k in ("n", "planned", "mean", "std", "paper", "paper_std", "diff",
-                                                 "tolerance", "verdict")}
+            flat |= {
+                f"{m}:{k}": c[k]
+                for k in ("n", "planned", "mean", "std", "paper", "paper_std", "diff", "tolerance", "verdict")
+            }
         cells.append(row.get("note", ""))
         lines.append("| " + " | ".join(cells) + " |")
         flat_rows.append(flat)

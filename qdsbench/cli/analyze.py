@@ -20,8 +20,17 @@ def _analyze(cfg: DictConfig) -> None:
     from qdsbench.analysis.analyze import analyze
 
     overrides = OmegaConf.to_container(cfg.overrides) if cfg.get("overrides") else None
-    out = analyze(cfg.run_dir, HydraConfig.get().runtime.output_dir, cfg.split, int(cfg.max_samples),
-                  float(cfg.epsilon), cfg.get("ckpt_path"), bool(cfg.wandb), cfg.get("seed"), overrides)
+    out = analyze(
+        cfg.run_dir,
+        HydraConfig.get().runtime.output_dir,
+        cfg.split,
+        int(cfg.max_samples),
+        float(cfg.epsilon),
+        cfg.get("ckpt_path"),
+        bool(cfg.wandb),
+        cfg.get("seed"),
+        overrides,
+    )
     print(f"analysis written to {out}")
 
 

@@ -17,8 +17,13 @@ from qdsbench.runrecord import RunDirectoryInUseError, RunRecordWriteError
 from qdsbench.tasks.classification import NonFiniteLossError
 
 USER_ERRORS = (
-    PreflightError, UnknownNameError, DatasetMissingError, RunDirectoryInUseError, RunRecordWriteError,
-    NonFiniteLossError, ValueError,
+    PreflightError,
+    UnknownNameError,
+    DatasetMissingError,
+    RunDirectoryInUseError,
+    RunRecordWriteError,
+    NonFiniteLossError,
+    ValueError,
 )
 T = TypeVar("T")
 

@@ -34,7 +34,7 @@ def usage() -> str:
 
 def benches() -> list[str]:
     scripts = Path(__file__).resolve().parents[2] / "scripts"
-    return sorted(p.stem[len("bench_"):] for p in scripts.glob("bench_*.py"))
+    return sorted(p.stem[len("bench_") :] for p in scripts.glob("bench_*.py"))
 
 
 def run_bench(args: list[str]) -> None:

@@ -21,8 +21,19 @@ class PreflightError(ValueError):
 
 
 # Hydra's flags that take a value (the next token), and --info's optional one.
-VALUE_FLAGS = {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--package", "-p",
-               "--experimental-rerun", "--cfg", "-c"}
+VALUE_FLAGS = {
+    "--config-name",
+    "-cn",
+    "--config-path",
+    "-cp",
+    "--config-dir",
+    "-cd",
+    "--package",
+    "-p",
+    "--experimental-rerun",
+    "--cfg",
+    "-c",
+}
 INFO_FLAGS = {"--info", "-i"}
 INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 
@@ -88,8 +99,7 @@ def check_keys(conf_dir: Path, config_name: str, overrides: list[str]) -> None:
                 message = str(err)
                 if message.startswith("Could not override '"):
                     key = message.split("'")[1]
-                    base = compose(config_name=config_name,
-                                   overrides=[o for o in plain if not o.startswith(f"{key}=")])
+                    base = compose(config_name=config_name, overrides=[o for o in plain if not o.startswith(f"{key}=")])
                     where, keys = _parent_keys(base, key)
                     raise PreflightError(
                         f"unknown config key '{key}'; valid keys of {where}: {', '.join(keys)} "
@@ -100,8 +110,18 @@ def check_keys(conf_dir: Path, config_name: str, overrides: list[str]) -> None:
         GlobalHydra.instance().clear()
 
 
-MODE_FLAGS = {"-m": "-m", "--multirun": "-m", "--cfg": "--cfg", "-c": "--cfg", "--info": "--info", "-i": "--info",
-              "--shell-completion": "--shell-completion", "-sc": "--shell-completion", "--run": "--run", "-r": "--run"}
+MODE_FLAGS = {
+    "-m": "-m",
+    "--multirun": "-m",
+    "--cfg": "--cfg",
+    "-c": "--cfg",
+    "--info": "--info",
+    "-i": "--info",
+    "--shell-completion": "--shell-completion",
+    "-sc": "--shell-completion",
+    "--run": "--run",
+    "-r": "--run",
+}
 
 
 def check_modes(argv: list[str]) -> None:
@@ -109,8 +129,9 @@ def check_modes(argv: list[str]) -> None:
     given = list(dict.fromkeys(MODE_FLAGS[t] for t in argv if t in MODE_FLAGS))
     if len(given) > 1:
         hint = " (--cfg job prints one job's config: drop -m and give single values)" if "-m" in given else ""
-        raise PreflightError(f"{' and '.join(given)} cannot be combined; give one of -m, --cfg, --info, "
-                             f"--shell-completion, --run{hint}")
+        raise PreflightError(
+            f"{' and '.join(given)} cannot be combined; give one of -m, --cfg, --info, --shell-completion, --run{hint}"
+        )
 
 
 def preflight(conf_dir: str | Path, config_name: str, argv: list[str]) -> None:

@@ -51,8 +51,10 @@ def refuse_used_run_dir(argv: list[str]) -> None:
         if token.startswith("hydra.run.dir="):
             run_dir = Path(token.split("=", 1)[1])
             if (run_dir / "run.json").is_file() and f"resume={run_dir}" not in argv:
-                raise PreflightError(f"run directory {run_dir} already holds a run record; nothing was changed there: "
-                                     "pick a new hydra.run.dir, or continue that run with resume=" + str(run_dir))
+                raise PreflightError(
+                    f"run directory {run_dir} already holds a run record; nothing was changed there: "
+                    "pick a new hydra.run.dir, or continue that run with resume=" + str(run_dir)
+                )
 
 
 def main() -> None:

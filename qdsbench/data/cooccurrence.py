@@ -46,8 +46,10 @@ def generate(counts, vocab_size: int, seq_len: int, seed: int, distinct: bool = 
         raise ValueError(f"vocab_size={vocab_size} must be >= 4 (mu1, mu2, mu3 and at least one irrelevant word)")
     slots = random_slots(counts, seq_len)
     if distinct and slots > n_random:
-        raise ValueError(f"distinct_random_tokens needs vocab_size >= {FIRST_RANDOM + slots} for {slots} random slots, "
-                         f"got vocab_size={vocab_size}")
+        raise ValueError(
+            f"distinct_random_tokens needs vocab_size >= {FIRST_RANDOM + slots} for {slots} random slots, "
+            f"got vocab_size={vocab_size}"
+        )
     g = torch.Generator().manual_seed(int(seed))
     pool = (torch.randperm(n_random, generator=g)[:slots] + FIRST_RANDOM).tolist() if distinct else None
     tokens, labels, types = [], [], []
@@ -60,8 +62,11 @@ def generate(counts, vocab_size: int, seq_len: int, seed: int, distinct: bool = 
                 row[position] = target
             for position in range(seq_len):
                 if row[position] < 0:
-                    row[position] = pool.pop() if pool is not None else FIRST_RANDOM + int(
-                        torch.randint(n_random, (1,), generator=g))
+                    row[position] = (
+                        pool.pop()
+                        if pool is not None
+                        else FIRST_RANDOM + int(torch.randint(n_random, (1,), generator=g))
+                    )
             tokens.append(row)
             labels.append(1.0 if kind == 0 else -1.0)
             types.append(kind)
@@ -84,11 +89,21 @@ class _Repeat(Dataset):
 class CooccurrenceDataModule(pl.LightningDataModule):
     group_names = TYPE_NAMES
 
-    def __init__(self, *, name: str = "cooccurrence", data_dir: str | None = None, vocab_size: int = 64,
-                 seq_len: int = 5, n_train_counts: list[int] = (30, 10, 10, 10),
-                 n_val_counts: list[int] = (150, 50, 50, 50), n_test_counts: list[int] = (300, 100, 100, 100),
-                 distinct_random_tokens: bool = False, seed: int = 0, steps_per_epoch: int = 1000,
-                 num_workers: int = 0):
+    def __init__(
+        self,
+        *,
+        name: str = "cooccurrence",
+        data_dir: str | None = None,
+        vocab_size: int = 64,
+        seq_len: int = 5,
+        n_train_counts: list[int] = (30, 10, 10, 10),
+        n_val_counts: list[int] = (150, 50, 50, 50),
+        n_test_counts: list[int] = (300, 100, 100, 100),
+        distinct_random_tokens: bool = False,
+        seed: int = 0,
+        steps_per_epoch: int = 1000,
+        num_workers: int = 0,
+    ):
         super().__init__()
         if steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch={steps_per_epoch} must be >= 1")
@@ -103,16 +118,21 @@ class CooccurrenceDataModule(pl.LightningDataModule):
         for offset, split in enumerate(("train", "val", "test")):
             if split not in self.sets:
                 distinct = self.distinct and split == "train"
-                self.sets[split] = generate(self.counts[split], self.vocab_size, self.seq_len,
-                                            self.seed * 1000 + offset, distinct)
+                self.sets[split] = generate(
+                    self.counts[split], self.vocab_size, self.seq_len, self.seed * 1000 + offset, distinct
+                )
 
     def full(self, split: str) -> tuple:
         self.setup()
         return self.sets[split]
 
     def train_dataloader(self):
-        return DataLoader(_Repeat(self.full("train"), self.steps_per_epoch), batch_size=None, shuffle=False,
-                          num_workers=self.num_workers)
+        return DataLoader(
+            _Repeat(self.full("train"), self.steps_per_epoch),
+            batch_size=None,
+            shuffle=False,
+            num_workers=self.num_workers,
+        )
 
     def _eval(self, split: str):
         return DataLoader(_Repeat(self.full(split), 1), batch_size=None, num_workers=self.num_workers)

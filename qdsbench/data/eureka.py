@@ -32,8 +32,7 @@ class _Pool:
 
 def _fake_pool(size: int, seed: int) -> _Pool:
     g = torch.Generator().manual_seed(seed)
-    return _Pool(torch.randint(0, 256, (size, 28, 28), generator=g, dtype=torch.uint8),
-                 torch.arange(size) % 10)
+    return _Pool(torch.randint(0, 256, (size, 28, 28), generator=g, dtype=torch.uint8), torch.arange(size) % 10)
 
 
 class CompositeDataset(Dataset):
@@ -67,8 +66,16 @@ class CompositeDataset(Dataset):
 
 
 class EurekaDataModule(ImageClassificationDataModule):
-    def __init__(self, *, source: str = "torchvision", train_size: int = 60000, test_size: int = 10000,
-                 p_equal: float = 0.5, compose_seed: int = 0, **kwargs):
+    def __init__(
+        self,
+        *,
+        source: str = "torchvision",
+        train_size: int = 60000,
+        test_size: int = 10000,
+        p_equal: float = 0.5,
+        compose_seed: int = 0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if source not in SOURCES:
             raise ValueError(f"unknown eureka source '{source}'; valid choices: {', '.join(SOURCES)}")
@@ -95,8 +102,9 @@ class EurekaDataModule(ImageClassificationDataModule):
     def build(self, train: bool) -> Dataset:
         digits, items = self._pools(train)
         size = self.train_size if train else self.test_size
-        return CompositeDataset(digits, items, size, self.compose_seed + (0 if train else 1), self.p_equal,
-                                self.in_chans or 3)
+        return CompositeDataset(
+            digits, items, size, self.compose_seed + (0 if train else 1), self.p_equal, self.in_chans or 3
+        )
 
 
 register("eureka")(functools.partial(EurekaDataModule, name="eureka"))

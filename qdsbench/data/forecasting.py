@@ -36,19 +36,45 @@ class ForecastFile:
 
 
 FILES = {
-    "etth1": ForecastFile("ETT-small/ETTh1.csv", "ett_hour", ("8381763947c85f4be6ac456c508460d6",),
-                          "github.com/zhouhaoyi/ETDataset (ETT-small/)", 0.6),
-    "etth2": ForecastFile("ETT-small/ETTh2.csv", "ett_hour", ("51a229a3fc13579dd939364fefe9c7ab",),
-                          "github.com/zhouhaoyi/ETDataset (ETT-small/)", 0.6),
-    "ettm1": ForecastFile("ETT-small/ETTm1.csv", "ett_minute", ("82d6bd89109c63d075d99c1077b33f38",),
-                          "github.com/zhouhaoyi/ETDataset (ETT-small/)", 0.6),
-    "ettm2": ForecastFile("ETT-small/ETTm2.csv", "ett_minute", ("7687e47825335860bf58bccb31be0c56",),
-                          "github.com/zhouhaoyi/ETDataset (ETT-small/)", 0.6),
+    "etth1": ForecastFile(
+        "ETT-small/ETTh1.csv",
+        "ett_hour",
+        ("8381763947c85f4be6ac456c508460d6",),
+        "github.com/zhouhaoyi/ETDataset (ETT-small/)",
+        0.6,
+    ),
+    "etth2": ForecastFile(
+        "ETT-small/ETTh2.csv",
+        "ett_hour",
+        ("51a229a3fc13579dd939364fefe9c7ab",),
+        "github.com/zhouhaoyi/ETDataset (ETT-small/)",
+        0.6,
+    ),
+    "ettm1": ForecastFile(
+        "ETT-small/ETTm1.csv",
+        "ett_minute",
+        ("82d6bd89109c63d075d99c1077b33f38",),
+        "github.com/zhouhaoyi/ETDataset (ETT-small/)",
+        0.6,
+    ),
+    "ettm2": ForecastFile(
+        "ETT-small/ETTm2.csv",
+        "ett_minute",
+        ("7687e47825335860bf58bccb31be0c56",),
+        "github.com/zhouhaoyi/ETDataset (ETT-small/)",
+        0.6,
+    ),
     "ili": ForecastFile("ILI/national_illness.csv", "custom", ("652810719aa3cb6be48b277dd1b9da8a",), TSLIB, 0.7),
-    "exchange_rate": ForecastFile("exchange_rate/exchange_rate.csv", "custom",
-                                  ("60553ab6c2bed1a235cbcf194ac04f57", "2fc11972378a4c8817c1adfdde522bf9"), TSLIB, 0.7),
-    "electricity": ForecastFile("electricity/electricity.csv", "custom", ("a1973ba4f4bed84136013ffa1ca27dc8",),
-                                TSLIB, 0.7),
+    "exchange_rate": ForecastFile(
+        "exchange_rate/exchange_rate.csv",
+        "custom",
+        ("60553ab6c2bed1a235cbcf194ac04f57", "2fc11972378a4c8817c1adfdde522bf9"),
+        TSLIB,
+        0.7,
+    ),
+    "electricity": ForecastFile(
+        "electricity/electricity.csv", "custom", ("a1973ba4f4bed84136013ffa1ca27dc8",), TSLIB, 0.7
+    ),
     "weather": ForecastFile("weather/weather.csv", "custom", (), TSLIB, 0.7),
     "traffic": ForecastFile("traffic/traffic.csv", "custom", (), TSLIB, 0.7),
 }
@@ -75,8 +101,10 @@ def read_values(name: str, data_dir: str | Path, verify_md5: bool = True) -> np.
     if not path.is_file():
         raise DatasetMissingError(name, str(path), f"download {Path(spec.path).name} from {spec.source}")
     if verify_md5 and spec.md5 and file_md5(path) not in spec.md5:
-        raise DatasetCorruptError(f"dataset '{name}': {path} has md5 {file_md5(path)}, expected one of "
-                                  f"{', '.join(spec.md5)}; download it again from {spec.source}")
+        raise DatasetCorruptError(
+            f"dataset '{name}': {path} has md5 {file_md5(path)}, expected one of "
+            f"{', '.join(spec.md5)}; download it again from {spec.source}"
+        )
     frame = pd.read_csv(path)
     if spec.kind == "custom":
         columns = [c for c in frame.columns if c not in ("date", "OT")] + ["OT"]
@@ -85,8 +113,10 @@ def read_values(name: str, data_dir: str | Path, verify_md5: bool = True) -> np.
         frame = frame.drop(columns=["date"])
     values = frame.to_numpy(dtype=np.float64)
     if spec.kind.startswith("ett") and len(values) < borders(spec.kind, len(values), 0)[1][2]:
-        raise DatasetCorruptError(f"dataset '{name}': {path} has {len(values)} rows, fewer than the protocol's "
-                                  f"{borders(spec.kind, len(values), 0)[1][2]}; the file is truncated")
+        raise DatasetCorruptError(
+            f"dataset '{name}': {path} has {len(values)} rows, fewer than the protocol's "
+            f"{borders(spec.kind, len(values), 0)[1][2]}; the file is truncated"
+        )
     return values
 
 
@@ -105,9 +135,21 @@ class WindowDataset(Dataset):
 
 
 class ForecastDataModule(pl.LightningDataModule):
-    def __init__(self, *, name: str, data_dir: str, seq_len: int = 96, pred_len: int = 96, batch_size: int = 32,
-                 eval_batch_size: int | None = None, test_batch_size: int = 16, num_workers: int = 0,
-                 verify_md5: bool = True, shuffle_seed: int | None = None, num_variates: int | None = None):
+    def __init__(
+        self,
+        *,
+        name: str,
+        data_dir: str,
+        seq_len: int = 96,
+        pred_len: int = 96,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        test_batch_size: int = 16,
+        num_workers: int = 0,
+        verify_md5: bool = True,
+        shuffle_seed: int | None = None,
+        num_variates: int | None = None,
+    ):
         super().__init__()
         if name not in FILES:
             raise ValueError(f"unknown forecasting dataset '{name}'; valid choices: {', '.join(FILES)}")
@@ -136,8 +178,13 @@ class ForecastDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         ds = self.sets["train"]
-        return DataLoader(ds, batch_size=self.batch_size, sampler=EpochSeededSampler(len(ds), self.shuffle_seed),
-                          num_workers=self.num_workers, drop_last=False)
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            sampler=EpochSeededSampler(len(ds), self.shuffle_seed),
+            num_workers=self.num_workers,
+            drop_last=False,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.sets["val"], batch_size=self.eval_batch_size, shuffle=False, drop_last=False)

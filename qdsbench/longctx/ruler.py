@@ -139,8 +139,9 @@ class RulerGenerator:
                 word, s = rng.randrange(self.vocab.n_filler), []
                 for _ in range(rng.randrange(8, 17)):
                     s.append(self.vocab.filler0 + word)
-                    word = rng.choice(self.successors[word]) if rng.random() < 0.9 else rng.randrange(
-                        self.vocab.n_filler)
+                    word = (
+                        rng.choice(self.successors[word]) if rng.random() < 0.9 else rng.randrange(self.vocab.n_filler)
+                    )
             out.append(s)
             total += len(s)
         return out
@@ -178,8 +179,9 @@ class RulerGenerator:
         make = {"niah": self._niah, "vt": self._vt, "cwe": self._cwe, "fwe": self._fwe}[spec.kind]
         sample = make(spec, task, length, rng)
         if len(sample.prompt) != length:
-            raise ValueError(f"task '{task}' cannot make a {length}-token prompt (got {len(sample.prompt)}); "
-                             f"use a longer length")
+            raise ValueError(
+                f"task '{task}' cannot make a {length}-token prompt (got {len(sample.prompt)}); use a longer length"
+            )
         return sample
 
     def _frame(self, spec: TaskSpec, body: list[int], query: list[int]) -> list[int]:
@@ -233,8 +235,10 @@ class RulerGenerator:
                     names.append(name)
             names_used += names
             chain = [[v.special("VAR"), *names[0], v.special("EQ"), *chain_value, v.special("SEP")]]
-            chain += [[v.special("VAR"), *b, v.special("EQ"), v.special("VAR"), *a, v.special("SEP")]
-                      for a, b in zip(names, names[1:])]
+            chain += [
+                [v.special("VAR"), *b, v.special("EQ"), v.special("VAR"), *a, v.special("SEP")]
+                for a, b in zip(names, names[1:])
+            ]
             statements += chain
             if chain_index == 0:
                 refs = names
@@ -258,7 +262,7 @@ class RulerGenerator:
         """Common words: ``num_cw`` words appear 10x as often as the others (RULER: 30x vs 3x; 6x vs 1x < 4K)."""
         budget = self._body_budget(length, 0)
         pool = rng.sample(range(self.vocab.n_words), self.vocab.n_words)
-        common, rare = pool[: spec.num_cw], pool[spec.num_cw:]
+        common, rare = pool[: spec.num_cw], pool[spec.num_cw :]
         freq_rare = max(1, math.ceil(budget / (10 * spec.num_cw + len(rare))))
         freq_common = 10 * freq_rare
         n_rare = min(len(rare), max(0, (budget - freq_common * spec.num_cw) // freq_rare))
@@ -288,23 +292,25 @@ class RulerGenerator:
 def contains(prediction: list[int], reference: list[int]) -> bool:
     """Token-level analogue of RULER's case-insensitive substring test."""
     n = len(reference)
-    return n == 0 or any(prediction[i:i + n] == reference for i in range(len(prediction) - n + 1))
+    return n == 0 or any(prediction[i : i + n] == reference for i in range(len(prediction) - n + 1))
 
 
 def string_match_all(predictions: list[list[int]], references: list[list[list[int]]]) -> float:
     """Mean over samples of the fraction of references found in the prediction, x 100."""
     if not predictions:
         return float("nan")
-    return 100.0 * sum(sum(contains(p, r) for r in refs) / len(refs)
-                       for p, refs in zip(predictions, references)) / len(predictions)
+    return (
+        100.0
+        * sum(sum(contains(p, r) for r in refs) / len(refs) for p, refs in zip(predictions, references))
+        / len(predictions)
+    )
 
 
 def string_match_part(predictions: list[list[int]], references: list[list[list[int]]]) -> float:
     """Mean over samples of 1 if any reference is found, x 100 (RULER's QA metric)."""
     if not predictions:
         return float("nan")
-    return 100.0 * sum(max(contains(p, r) for r in refs) for p, refs in zip(predictions, references)) / len(
-        predictions)
+    return 100.0 * sum(max(contains(p, r) for r in refs) for p, refs in zip(predictions, references)) / len(predictions)
 
 
 METRICS = {"string_match_all": string_match_all, "string_match_part": string_match_part}
@@ -314,13 +320,21 @@ METRICS = {"string_match_all": string_match_all, "string_match_part": string_mat
 
 
 def cache_key(task: str, length: int, seed: int, count: int, vocab: Vocab, formats: Formats) -> str:
-    args = json.dumps({"spec": asdict(spec_for(task)), "vocab": asdict(vocab), "formats": asdict(formats),
-                       "version": GENERATOR_VERSION}, sort_keys=True)
+    args = json.dumps(
+        {
+            "spec": asdict(spec_for(task)),
+            "vocab": asdict(vocab),
+            "formats": asdict(formats),
+            "version": GENERATOR_VERSION,
+        },
+        sort_keys=True,
+    )
     return f"{task}-{hashlib.sha1(args.encode()).hexdigest()[:10]}-N{length}-s{seed}-n{count}"
 
 
-def load_or_generate(generator: RulerGenerator, task: str, length: int, seed: int, count: int,
-                     cache_dir: str | Path | None) -> list[Sample]:
+def load_or_generate(
+    generator: RulerGenerator, task: str, length: int, seed: int, count: int, cache_dir: str | Path | None
+) -> list[Sample]:
     """Evaluation samples, read from ``cache_dir/<key>.jsonl`` when present, else generated and cached."""
     path = None
     if cache_dir is not None:

@@ -19,16 +19,19 @@ def default_cache_dir() -> str:
     return str(Path(os.environ.get("QDSBENCH_CACHE", "cache")) / "ruler")
 
 
-def load_decoder(run_dir: str | Path, ckpt_path: str | None = None, samples: int | None = None,
-                 cache_dir: str | None = None):
+def load_decoder(
+    run_dir: str | Path, ckpt_path: str | None = None, samples: int | None = None, cache_dir: str | None = None
+):
     """The run's decoder and data module; evaluation sets are cached in ``cache_dir`` (not the run's data_dir)."""
     overrides = {"data.cache_dir": cache_dir or default_cache_dir()}
     if samples:
         overrides["data.test_samples"] = samples
     cfg, task, datamodule, checkpoint = load_task(run_dir, ckpt_path, overrides)
     if cfg.model.name != "decoder_lm":
-        raise ValueError(f"run {run_dir} trained model '{cfg.model.name}'; the long-context evaluation needs "
-                         f"model=decoder_lm (experiment=delta/train)")
+        raise ValueError(
+            f"run {run_dir} trained model '{cfg.model.name}'; the long-context evaluation needs "
+            f"model=decoder_lm (experiment=delta/train)"
+        )
     return cfg, task.net.eval(), datamodule, checkpoint
 
 
@@ -46,8 +49,9 @@ def run_eval(cfg: DictConfig) -> list[dict]:
         torch.set_num_threads(int(cfg.num_threads))
     method = OmegaConf.to_container(cfg.attention, resolve=True)
     if method["name"] not in ("sdpa", "softmax", "sink_window", "delta"):
-        raise ValueError(f"attention={method['name']} is not a prefill method here; valid choices: sdpa, "
-                         f"sink_window, delta")
+        raise ValueError(
+            f"attention={method['name']} is not a prefill method here; valid choices: sdpa, sink_window, delta"
+        )
     _, model, datamodule, checkpoint = load_decoder(cfg.run_dir, cfg.get("ckpt_path"), cfg.samples)
     evaluator = Evaluator(model, datamodule.generator.vocab.eos, cfg.last_k)
     rows = evaluate_methods(evaluator, datamodule, [method], list(cfg.lengths), cfg.get("tasks"), cfg.batch_size)
@@ -56,14 +60,17 @@ def run_eval(cfg: DictConfig) -> list[dict]:
     out_dir.mkdir(exist_ok=True)
     stem = f"{method_label(method)}_{now_iso().replace(':', '-')}"
     (out_dir / f"{stem}.csv").write_text(rows_to_csv(rows))
-    atomic_write_json(out_dir / f"{stem}.json", {"checkpoint": str(checkpoint), "method": method, "rows": rows,
-                                                 "time": now_iso()})
+    atomic_write_json(
+        out_dir / f"{stem}.json", {"checkpoint": str(checkpoint), "method": method, "rows": rows, "time": now_iso()}
+    )
     if cfg.get("wandb", True):
         log_wandb(rows, method, out_dir, stem, Path(cfg.run_dir))
     for length in sorted({r["length"] for r in rows}):
         scores = [r["score"] for r in rows if r["length"] == length]
-        print(f"{method_label(method)} N={length}: mean score {sum(scores) / len(scores):.1f} over {len(scores)} "
-              f"tasks -> {out_dir / stem}.csv")
+        print(
+            f"{method_label(method)} N={length}: mean score {sum(scores) / len(scores):.1f} over {len(scores)} "
+            f"tasks -> {out_dir / stem}.csv"
+        )
     return rows
 
 
@@ -74,13 +81,25 @@ def log_wandb(rows: list[dict], method: dict, out_dir: Path, stem: str, run_dir:
         return
     import wandb
 
-    run = wandb.init(project="qdsbench", job_type="eval_longctx", dir=str(out_dir), mode=mode, name=stem,
-                     group=run_dir.name, config={"run_dir": str(run_dir), **method}, reinit="finish_previous")
+    run = wandb.init(
+        project="qdsbench",
+        job_type="eval_longctx",
+        dir=str(out_dir),
+        mode=mode,
+        name=stem,
+        group=run_dir.name,
+        config={"run_dir": str(run_dir), **method},
+        reinit="finish_previous",
+    )
     try:
         columns = list(dict.fromkeys(k for r in rows for k in r))
         run.log({"longctx/rows": wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in rows])})
         for r in rows:
-            run.log({f"longctx/{r['task']}/{r['length']}/score": r["score"],
-                     f"longctx/{r['task']}/{r['length']}/answer_nll": r["answer_nll"]})
+            run.log(
+                {
+                    f"longctx/{r['task']}/{r['length']}/score": r["score"],
+                    f"longctx/{r['task']}/{r['length']}/answer_nll": r["answer_nll"],
+                }
+            )
     finally:
         run.finish()

@@ -51,8 +51,9 @@ class DecoderAttention(BackendAttention):
             out = self.backend(q, k, v)
         else:  # decode: dense attention over the cache; new tokens see all cached keys and each other causally
             k, v = torch.cat([past[0], k], -2), torch.cat([past[1], v], -2)
-            mask = None if N == 1 else torch.ones(N, k.shape[-2], dtype=torch.bool, device=x.device).tril(
-                k.shape[-2] - N)
+            mask = (
+                None if N == 1 else torch.ones(N, k.shape[-2], dtype=torch.bool, device=x.device).tril(k.shape[-2] - N)
+            )
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         if self.record:
             self.recorded = {"q": q.detach(), "k": k.detach(), "out": out.detach()}
@@ -74,8 +75,17 @@ class DecoderBlock(nn.Module):
 
 
 class DecoderLM(nn.Module):
-    def __init__(self, attention: dict[str, Any], vocab_size: int, embed_dim: int = 128, depth: int = 4,
-                 num_heads: int = 4, mlp_ratio: float = 4.0, rope_base: float = 10000.0, tie_embeddings: bool = True):
+    def __init__(
+        self,
+        attention: dict[str, Any],
+        vocab_size: int,
+        embed_dim: int = 128,
+        depth: int = 4,
+        num_heads: int = 4,
+        mlp_ratio: float = 4.0,
+        rope_base: float = 10000.0,
+        tie_embeddings: bool = True,
+    ):
         super().__init__()
         self.head_dim, self.rope_base = embed_dim // num_heads, rope_base
         self.embed = nn.Embedding(vocab_size, embed_dim)
@@ -87,8 +97,9 @@ class DecoderLM(nn.Module):
             self.head.weight = self.embed.weight
         set_backend(self, {**attention, "causal": True})
 
-    def forward(self, tokens: torch.Tensor, past: KVCache | None = None,
-                return_cache: bool = False) -> torch.Tensor | tuple[torch.Tensor, KVCache]:
+    def forward(
+        self, tokens: torch.Tensor, past: KVCache | None = None, return_cache: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, KVCache]:
         start = past[0][0].shape[-2] if past else 0
         positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
         rope = rope_tables(positions, self.head_dim, self.rope_base)
@@ -104,9 +115,17 @@ class DecoderLM(nn.Module):
 
 
 @register("decoder_lm")
-def create_decoder_lm(*, attention: dict[str, Any], vocab_size: int, embed_dim: int = 128, depth: int = 4,
-                      num_heads: int = 4, mlp_ratio: float = 4.0, rope_base: float = 10000.0,
-                      tie_embeddings: bool = True) -> DecoderLM:
+def create_decoder_lm(
+    *,
+    attention: dict[str, Any],
+    vocab_size: int,
+    embed_dim: int = 128,
+    depth: int = 4,
+    num_heads: int = 4,
+    mlp_ratio: float = 4.0,
+    rope_base: float = 10000.0,
+    tie_embeddings: bool = True,
+) -> DecoderLM:
     if embed_dim % num_heads or (embed_dim // num_heads) % 2:
         raise ValueError(f"embed_dim={embed_dim} / num_heads={num_heads} must give an even head size for RoPE")
     return DecoderLM(attention, vocab_size, embed_dim, depth, num_heads, mlp_ratio, rope_base, tie_embeddings)

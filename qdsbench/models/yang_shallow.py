@@ -32,8 +32,16 @@ INITS = ("torch_default", "kaiming_normal", "theory")
 
 
 class YangShallow(nn.Module):
-    def __init__(self, attention: dict[str, Any], vocab_size: int, seq_len: int, m: int = 128, m1: int = 256,
-                 readout: str = "sum", init: str = "torch_default"):
+    def __init__(
+        self,
+        attention: dict[str, Any],
+        vocab_size: int,
+        seq_len: int,
+        m: int = 128,
+        m1: int = 256,
+        readout: str = "sum",
+        init: str = "torch_default",
+    ):
         super().__init__()
         if readout not in READOUTS:
             raise ValueError(f"unknown readout '{readout}'; valid choices: {', '.join(READOUTS)}")
@@ -51,7 +59,8 @@ class YangShallow(nn.Module):
         name = config.pop("name", None)
         if name is None:
             raise ValueError(
-                "attention config needs a 'name'; valid choices: " + ", ".join(attention_backends.available()))
+                "attention config needs a 'name'; valid choices: " + ", ".join(attention_backends.available())
+            )
         self.backend = attention_backends.create(name, **config)
 
     def _init(self, init: str) -> None:
@@ -111,6 +120,14 @@ class YangShallow(nn.Module):
 
 
 @register("yang_shallow")
-def create_yang_shallow(*, attention: dict[str, Any], vocab_size: int, seq_len: int, m: int = 128, m1: int = 256,
-                        readout: str = "sum", init: str = "torch_default") -> YangShallow:
+def create_yang_shallow(
+    *,
+    attention: dict[str, Any],
+    vocab_size: int,
+    seq_len: int,
+    m: int = 128,
+    m1: int = 256,
+    readout: str = "sum",
+    init: str = "torch_default",
+) -> YangShallow:
     return YangShallow(attention, vocab_size, seq_len, m, m1, readout, init)

@@ -59,9 +59,7 @@ def count_unique(p: torch.Tensor, decimals: int = 3) -> int:
 def hypersphere_family(n: int = 4) -> torch.Tensor:
     """625 = 5^4 matrices whose n=4 columns are each one of 5 fixed unit vectors (our construction; the paper's
     exact family is not published)."""
-    base = torch.tensor(
-        [[1, 0, 0, 0], [0, 1, 0, 0], [1, 1, 0, 0], [1, 1, 1, 1], [1, -1, 1, -1]], dtype=torch.float64
-    )
+    base = torch.tensor([[1, 0, 0, 0], [0, 1, 0, 0], [1, 1, 0, 0], [1, 1, 1, 1], [1, -1, 1, -1]], dtype=torch.float64)
     base = base / base.norm(dim=1, keepdim=True)
     mats = [torch.stack(cols, dim=1) for cols in itertools.product(base, repeat=n)]
     return torch.stack(mats)

@@ -19,8 +19,15 @@ def load_run(run_dir: Path) -> dict[str, Any] | None:
     record = json.loads(record_path.read_text())
     config = OmegaConf.to_container(OmegaConf.load(config_path), resolve=False)
     row = {f"cfg.{k}": v for k, v in flatten(config).items()}
-    row.update({"run_dir": str(run_dir), "status": record.get("status"), "seed": record.get("seed"),
-                "error": record.get("error"), "experiment": record.get("experiment")})
+    row.update(
+        {
+            "run_dir": str(run_dir),
+            "status": record.get("status"),
+            "seed": record.get("seed"),
+            "error": record.get("error"),
+            "experiment": record.get("experiment"),
+        }
+    )
     summary_path = run_dir / "summary.json"
     if summary_path.is_file():
         summary = json.loads(summary_path.read_text())

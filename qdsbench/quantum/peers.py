@@ -74,8 +74,10 @@ def _qiskit_rows(backend, angles: np.ndarray):
         result = aer_sim.run(compiled, parameter_binds=[{p: angles[:, i].tolist() for i, p in enumerate(params)}])
         return np.stack([np.asarray(result.result().get_unitary(j)) for j in range(len(angles))])
 
-    for label, fn in (("qiskit quantum_info.Operator (per matrix)", operator),
-                      ("qiskit-aer unitary (parameter_binds batch, 1 thread)", aer)):
+    for label, fn in (
+        ("qiskit quantum_info.Operator (per matrix)", operator),
+        ("qiskit-aer unitary (parameter_binds batch, 1 thread)", aer),
+    ):
         seconds, v = _timed_value(fn)
         yield label, {"fwd": seconds}, simulator.block_sum(torch.from_numpy(v), q_d, q_a)
 
@@ -98,8 +100,9 @@ def _pennylane_rows(backend, angles: np.ndarray, weight: np.ndarray):
         return probs.reshape(*probs.shape[:-1], 2**k, 2**k)  # [y (B: wires 2k-1..k), x (A: wires k-1..0)]
 
     dev = qml.device("default.qubit", wires=2 * k)
-    probs_node = qml.QNode(lambda row: (bell(row), qml.probs(wires=wires))[1], dev, interface="torch",
-                           diff_method="backprop")
+    probs_node = qml.QNode(
+        lambda row: (bell(row), qml.probs(wires=wires))[1], dev, interface="torch", diff_method="backprop"
+    )
     a = torch.tensor(angles, requires_grad=True)
     w = torch.tensor(weight)
 
@@ -108,8 +111,11 @@ def _pennylane_rows(backend, angles: np.ndarray, weight: np.ndarray):
         (p.transpose(-1, -2) * w).sum().backward()
 
     fwd, probs = _timed_value(lambda: probs_node(torch.tensor(angles).T).detach().numpy())
-    yield "PennyLane default.qubit (torch, backprop, broadcast)", {"fwd": fwd, "fwd+bwd": _clock(default_fb)}, \
-        torch.from_numpy(_p_from_joint(joint(probs), 2**q_d, 2**q_a))
+    yield (
+        "PennyLane default.qubit (torch, backprop, broadcast)",
+        {"fwd": fwd, "fwd+bwd": _clock(default_fb)},
+        torch.from_numpy(_p_from_joint(joint(probs), 2**q_d, 2**q_a)),
+    )
 
     light = qml.device("lightning.qubit", wires=2 * k)
     # L = sum_ij W_ij P_ij = <H> with H diagonal on the data qubits of A and B: n W[i, j] on |A_data=i, B_data=j>
@@ -123,8 +129,11 @@ def _pennylane_rows(backend, angles: np.ndarray, weight: np.ndarray):
     nodes = [loss_node(w) for w in weight]
     fwd, probs = _timed_value(lambda: np.stack([lp(r) for r in angles]))
     fb = _clock(lambda: [qml.jacobian(f)(qml.numpy.array(r, requires_grad=True)) for f, r in zip(nodes, angles)])
-    yield "PennyLane lightning.qubit (adjoint, per matrix)", {"fwd": fwd, "fwd+bwd": fb}, \
-        torch.from_numpy(_p_from_joint(joint(probs), 2**q_d, 2**q_a))
+    yield (
+        "PennyLane lightning.qubit (adjoint, per matrix)",
+        {"fwd": fwd, "fwd+bwd": fb},
+        torch.from_numpy(_p_from_joint(joint(probs), 2**q_d, 2**q_a)),
+    )
 
 
 def _torchquantum_rows(backend, angles: np.ndarray, weight: np.ndarray):
@@ -155,9 +164,11 @@ def references(backend, angles: torch.Tensor, p_ours: torch.Tensor):
     NOTES.clear()
     a = angles.detach().double().numpy()
     weight = np.random.default_rng(0).standard_normal((len(a), backend.size, backend.size))
-    sources = [("qiskit", lambda: _qiskit_rows(backend, a)),
-               ("pennylane", lambda: _pennylane_rows(backend, a, weight)),
-               ("torchquantum", lambda: _torchquantum_rows(backend, a, weight))]
+    sources = [
+        ("qiskit", lambda: _qiskit_rows(backend, a)),
+        ("pennylane", lambda: _pennylane_rows(backend, a, weight)),
+        ("torchquantum", lambda: _torchquantum_rows(backend, a, weight)),
+    ]
     found = []
     for name, make in sources:
         try:

@@ -9,8 +9,9 @@ from qiskit import QuantumCircuit
 from qdsbench.quantum.ansatz import Block, brick_wall, split_parted
 
 
-def append_blocks(qc: QuantumCircuit, blocks: list[Block], angles: Sequence, qubits: Sequence[int],
-                  transpose: bool = False) -> None:
+def append_blocks(
+    qc: QuantumCircuit, blocks: list[Block], angles: Sequence, qubits: Sequence[int], transpose: bool = False
+) -> None:
     """Blocks in circuit order; ``transpose`` appends the transposed circuit (reverse order, each gate
     transposed: RXX/RYY/RZZ are symmetric, RY(t)^T = RY(-t))."""
     for block in reversed(blocks) if transpose else blocks:

@@ -28,14 +28,26 @@ def noise_model(depolarizing: float) -> NoiseModel:
 @lru_cache(maxsize=16)
 def _compiled(n_qubits: int, layers: int, ansatz: str, depolarizing: float):
     params = ParameterVector("phi", n_params(n_qubits, layers))
-    simulator = AerSimulator(method="statevector", max_parallel_threads=1,
-                             noise_model=noise_model(depolarizing) if depolarizing > 0 else None)
+    simulator = AerSimulator(
+        method="statevector",
+        max_parallel_threads=1,
+        noise_model=noise_model(depolarizing) if depolarizing > 0 else None,
+    )
     circuit = bell_circuit(list(params), n_qubits, layers, ansatz, measure=True)
     return simulator, transpile(circuit, simulator), params
 
 
-def sample_dsm(angles: np.ndarray, n_data_qubits: int, n_aux_qubits: int, layers: int, ansatz: str, shots: int,
-               seed: int = 0, depolarizing: float = 0.0, batch: int = 64) -> np.ndarray:
+def sample_dsm(
+    angles: np.ndarray,
+    n_data_qubits: int,
+    n_aux_qubits: int,
+    layers: int,
+    ansatz: str,
+    shots: int,
+    seed: int = 0,
+    depolarizing: float = 0.0,
+    batch: int = 64,
+) -> np.ndarray:
     """(M, n_params) angles -> (M, n, n) estimates of P_ij = n * sum_{a,b} Prob(A=(i,a), B=(j,b))."""
     k = n_data_qubits + n_aux_qubits
     n, m, dim = 2**n_data_qubits, 2**n_aux_qubits, 2**k

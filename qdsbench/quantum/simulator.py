@@ -49,8 +49,13 @@ def block_gates(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     t = t.to(real)
     d, u, z = (t[..., 0] - t[..., 1]) / 2, (t[..., 0] + t[..., 1]) / 2, t[..., 2] / 2
     cz, sz, cd, sd, cu, su = torch.cos(z), torch.sin(z), torch.cos(d), torch.sin(d), torch.cos(u), torch.sin(u)
-    abcd = torch.stack([torch.stack([cz * cd, -sz * sd, cz * cu, sz * su], -1),  # real parts of A, B, C, D
-                        torch.stack([-sz * cd, -cz * sd, sz * cu, -cz * su], -1)], -2)  # (..., 2, 4)
+    abcd = torch.stack(
+        [
+            torch.stack([cz * cd, -sz * sd, cz * cu, sz * su], -1),  # real parts of A, B, C, D
+            torch.stack([-sz * cd, -cz * sd, sz * cu, -cz * su], -1),
+        ],
+        -2,
+    )  # (..., 2, 4)
     ry = torch.stack([torch.cos(t[..., 3] / 2), torch.sin(t[..., 3] / 2)], -1)  # (..., 2)
     coeff = (ry[..., None, :, None] * abcd[..., :, None, :]).flatten(-2)  # (..., 2 [re, im], 8)
     flat = coeff @ _block_basis(real, t.device)  # (..., 2, 16)
@@ -217,8 +222,11 @@ def schedule(n_qubits: int, layers: int, n_aux: int = 0) -> Schedule:
     last: dict[int, int] = {}
     preds: list[list[int]] = []
     for i, b in enumerate(blocks):
-        preds.append([last[q] for q in (b.first_qubit, b.first_qubit + 1) if last.get(q) is not None
-                      and last[q] not in dropped] if i not in dropped else [])
+        preds.append(
+            [last[q] for q in (b.first_qubit, b.first_qubit + 1) if last.get(q) is not None and last[q] not in dropped]
+            if i not in dropped
+            else []
+        )
         if i not in dropped:
             last[b.first_qubit] = last[b.first_qubit + 1] = i
     best = None
@@ -349,8 +357,11 @@ def _batched(gates: list[torch.Tensor], sched: Schedule, views) -> list[torch.Te
             ids = [s for s in range(len(slots)) if slots[s][0] == w and views[s][0] == above]
             sel = flat[[slots[s][1] for s in ids]]
             if above > 1:
-                sel = sel[:, :, None].expand(len(ids), flat.shape[1], above, size, size).reshape(
-                    len(ids), flat.shape[1] * above, size, size)
+                sel = (
+                    sel[:, :, None]
+                    .expand(len(ids), flat.shape[1], above, size, size)
+                    .reshape(len(ids), flat.shape[1] * above, size, size)
+                )
             for j, s in enumerate(ids):
                 out[s] = sel[j]
     return out
@@ -377,13 +388,21 @@ def run_circuit(gates: list[torch.Tensor], sched: Schedule, out: torch.Tensor | 
     for s in range(1, steps):
         above, below = views[s]
         size = 2 ** sched.steps[s].width
-        torch.bmm(batched[s], dest[s - 1].view(batch * above, size, below),
-                  out=dest[s].view(batch * above, size, below))
+        torch.bmm(
+            batched[s], dest[s - 1].view(batch * above, size, below), out=dest[s].view(batch * above, size, below)
+        )
     return out
 
 
-def _adjoint(gates: list[torch.Tensor], v: torch.Tensor, grad_p: torch.Tensor, sched: Schedule, q_d: int, q_a: int,
-             grads: list[torch.Tensor]) -> None:
+def _adjoint(
+    gates: list[torch.Tensor],
+    v: torch.Tensor,
+    grad_p: torch.Tensor,
+    sched: Schedule,
+    q_d: int,
+    q_a: int,
+    grads: list[torch.Tensor],
+) -> None:
     """dL/dF (into ``grads``) for every step from V and dL/dP. dL/dV = 2 V * dL/d|V|^2 (torch's convention
     dL/dRe + i dL/dIm), with dL/d|V_{(j,b),(i,a)}|^2 = dL/dP_ij / m. The gates are then undone one by one on the
     stack [conj(X), G] (one bmm for both: conj(X) is undone by F^T, G by F^H), contracting G_k with X_(k-1) over
@@ -468,8 +487,15 @@ class _CircuitDSM(torch.autograd.Function):
         grads = [torch.empty_like(g) for g in gates]
         for start in range(0, batch, chunk):
             end = min(start + chunk, batch)
-            _adjoint([g[:, start:end] for g in gates], v[start:end], grad_p[start:end], sched, q_d, q_a,
-                     [g[:, start:end] for g in grads])
+            _adjoint(
+                [g[:, start:end] for g in gates],
+                v[start:end],
+                grad_p[start:end],
+                sched,
+                q_d,
+                q_a,
+                [g[:, start:end] for g in grads],
+            )
         _give_back(v)
         return (None, None, None, None, *grads)
 
@@ -477,8 +503,14 @@ class _CircuitDSM(torch.autograd.Function):
 CPU_CHUNK_BYTES = 2**20  # 8 unitaries at k = 7 in complex64: the fastest chunk measured on CPU (2, 4, 16, 32 slower)
 
 
-def dsm(angles: torch.Tensor, n_data_qubits: int, n_aux_qubits: int, layers: int,
-        dtype: torch.dtype = torch.complex64, chunk_bytes: int = CPU_CHUNK_BYTES) -> torch.Tensor:
+def dsm(
+    angles: torch.Tensor,
+    n_data_qubits: int,
+    n_aux_qubits: int,
+    layers: int,
+    dtype: torch.dtype = torch.complex64,
+    chunk_bytes: int = CPU_CHUNK_BYTES,
+) -> torch.Tensor:
     """(batch, n_params) -> (batch, 2^q_d, 2^q_d) DSMs, simulated ``chunk_bytes`` of unitaries at a time;
     differentiable in the angles (adjoint) when they require grad."""
     sched = schedule(n_data_qubits + n_aux_qubits, layers, n_aux_qubits)
@@ -511,8 +543,7 @@ def fuse_pairs(blocks: list[Block]) -> list[list[Block]]:
     groups: list[list[Block]] = []
     for block in blocks:
         last = groups[-1] if groups else None
-        if (last and len(last) == 1 and last[0].layer == block.layer
-                and block.first_qubit == last[0].first_qubit + 2):
+        if last and len(last) == 1 and last[0].layer == block.layer and block.first_qubit == last[0].first_qubit + 2:
             last.append(block)
         else:
             groups.append([block])
@@ -537,8 +568,9 @@ def apply_blocks(v: torch.Tensor, blocks: list[Block], angles: torch.Tensor, n_q
     return v
 
 
-def unitary_reference(angles: torch.Tensor, n_qubits: int, layers: int,
-                      dtype: torch.dtype = torch.complex64) -> torch.Tensor:
+def unitary_reference(
+    angles: torch.Tensor, n_qubits: int, layers: int, dtype: torch.dtype = torch.complex64
+) -> torch.Tensor:
     """The previous simulator: autograd through every gate (memory: one unitary per gate)."""
     dim = 2**n_qubits
     v = torch.eye(dim, dtype=dtype, device=angles.device).expand(angles.shape[0], dim, dim)

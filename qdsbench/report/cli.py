@@ -26,7 +26,7 @@ def write_tables(runs, out: Path) -> list[Path]:
     written = []
     if runs.empty:
         return written
-    for metric in [c[len("metric."):] for c in runs.columns if c.startswith("metric.")]:
+    for metric in [c[len("metric.") :] for c in runs.columns if c.startswith("metric.")]:
         if metric.startswith(("attn/", "lr-")):
             continue
         frame = grouped(runs, metric)
@@ -34,24 +34,43 @@ def write_tables(runs, out: Path) -> list[Path]:
             continue
         stem = out / ("summary_" + metric.replace("/", "_"))
         frame.to_csv(stem.with_suffix(".csv"), index=False)
-        lines = [f"| group | dataset | model | backend | {metric} mean ± std | seeds | runs |",
-                 "|---|---|---|---|---|---|---|"]
-        lines += [f"| {_cell(r.label)} | {r.dataset} | {r.model} | {r.backend} | {r.mean:.4f} ± "
-                  f"{'—' if r.std != r.std else f'{r.std:.4f}'} | {r.n} | {r.runs} |" for r in frame.itertuples()]
+        lines = [
+            f"| group | dataset | model | backend | {metric} mean ± std | seeds | runs |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {_cell(r.label)} | {r.dataset} | {r.model} | {r.backend} | {r.mean:.4f} ± "
+            f"{'—' if r.std != r.std else f'{r.std:.4f}'} | {r.n} | {r.runs} |"
+            for r in frame.itertuples()
+        ]
         stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
         written.append(stem.with_suffix(".md"))
     return written
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="qdsbench-report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--logs", nargs="+", default=["logs"], type=Path,
-                        help="directories searched for runs (run.json or W&B offline files); default logs")
-    parser.add_argument("--results", default=Path("results"), type=Path,
-                        help="where the per-paper campaign tables are (results/<paper>/); default results")
-    parser.add_argument("--out", default=Path("logs/report"), type=Path,
-                        help="index.html and summary_<metric>.md|csv go here; default logs/report")
+    parser = argparse.ArgumentParser(
+        prog="qdsbench-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--logs",
+        nargs="+",
+        default=["logs"],
+        type=Path,
+        help="directories searched for runs (run.json or W&B offline files); default logs",
+    )
+    parser.add_argument(
+        "--results",
+        default=Path("results"),
+        type=Path,
+        help="where the per-paper campaign tables are (results/<paper>/); default results",
+    )
+    parser.add_argument(
+        "--out",
+        default=Path("logs/report"),
+        type=Path,
+        help="index.html and summary_<metric>.md|csv go here; default logs/report",
+    )
     args = parser.parse_args(argv)
     missing = [str(p) for p in args.logs if not p.is_dir()]
     if missing:

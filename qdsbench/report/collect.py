@@ -26,8 +26,12 @@ from qdsbench.report.groups import annotate, grouped  # noqa: F401 (grouped re-e
 from qdsbench.report.wandb_offline import read_wandb_run
 
 UNREADABLE = (OSError, ValueError, KeyError, YAMLError, OmegaConfBaseException, pd.errors.ParserError)
-SHORTCUTS = {"dataset": "cfg.data.name", "model": "cfg.model.name", "backend": "cfg.attention.name",
-             "task": "cfg.task.name"}
+SHORTCUTS = {
+    "dataset": "cfg.data.name",
+    "model": "cfg.model.name",
+    "backend": "cfg.attention.name",
+    "task": "cfg.task.name",
+}
 HISTORY_COLUMNS = ["run_dir", "step", "epoch", "metric", "value"]
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -44,9 +48,14 @@ def _record_extras(run_dir: Path) -> dict:
     overrides = yaml.load(overrides_path.read_text(), Loader=_LOADER) if overrides_path.is_file() else None
     if not isinstance(overrides, list) and isinstance(record.get("command"), str):  # the command line says them too
         overrides = [t for t in shlex.split(record["command"])[1:] if "=" in t and not t.startswith("-")]
-    return {"config_hash": record.get("config_hash"), "command": record.get("command"),
-            "start_time": record.get("start_time"), "sweep_dir": sweep.get("dir"), "sweep_job": sweep.get("job"),
-            "overrides": [str(o) for o in overrides] if isinstance(overrides, list) else None}
+    return {
+        "config_hash": record.get("config_hash"),
+        "command": record.get("command"),
+        "start_time": record.get("start_time"),
+        "sweep_dir": sweep.get("dir"),
+        "sweep_job": sweep.get("job"),
+        "overrides": [str(o) for o in overrides] if isinstance(overrides, list) else None,
+    }
 
 
 def _wandb_only(run_dir: Path) -> tuple[dict, list[dict]] | None:
@@ -58,10 +67,18 @@ def _wandb_only(run_dir: Path) -> tuple[dict, list[dict]] | None:
     row = {"run_dir": str(run_dir), "status": "unknown (W&B only)", "seed": config.get("seed"), "overrides": None}
     row.update({f"cfg.{k}": v for k, v in flatten(config).items()})
     row.update({f"metric.{k}": v for k, v in _public(parsed["summary"]).items() if isinstance(v, (int, float))})
-    history = [{"run_dir": str(run_dir), "step": h.get("trainer/global_step", h.get("_step")), "epoch": h.get("epoch"),
-                "metric": k, "value": v}
-               for h in parsed["history"] for k, v in h.items()
-               if isinstance(v, (int, float)) and not k.startswith("_") and k not in ("epoch", "trainer/global_step")]
+    history = [
+        {
+            "run_dir": str(run_dir),
+            "step": h.get("trainer/global_step", h.get("_step")),
+            "epoch": h.get("epoch"),
+            "metric": k,
+            "value": v,
+        }
+        for h in parsed["history"]
+        for k, v in h.items()
+        if isinstance(v, (int, float)) and not k.startswith("_") and k not in ("epoch", "trainer/global_step")
+    ]
     return row, history
 
 
@@ -77,8 +94,9 @@ def _history(run_dir: Path) -> pd.DataFrame:
 
 def _inside_a_run(run_dir: Path, root: Path) -> bool:
     """A W&B directory below a run (``<run>/analysis/<time>/wandb``) belongs to that run: it is not a run itself."""
-    return any((parent / "run.json").is_file() for parent in run_dir.parents
-               if parent == root or root in parent.parents)
+    return any(
+        (parent / "run.json").is_file() for parent in run_dir.parents if parent == root or root in parent.parents
+    )
 
 
 def _candidates(root: Path) -> list[Path]:
@@ -116,6 +134,9 @@ def collect(log_dirs: str | Path | list[str | Path]) -> tuple[pd.DataFrame, pd.D
     runs = runs[[c for c in runs.columns if not c.startswith(("metric._", "cfg._"))]]
     for short, column in SHORTCUTS.items():
         runs[short] = runs[column] if column in runs else None
-    history = (pd.concat([h for h in histories if len(h)], ignore_index=True) if any(len(h) for h in histories)
-               else pd.DataFrame(columns=HISTORY_COLUMNS))
+    history = (
+        pd.concat([h for h in histories if len(h)], ignore_index=True)
+        if any(len(h) for h in histories)
+        else pd.DataFrame(columns=HISTORY_COLUMNS)
+    )
     return annotate(runs), history

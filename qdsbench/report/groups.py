@@ -18,8 +18,23 @@ import pandas as pd
 import yaml
 
 # config keys (and override keys) that say where or how a run is recorded, not what it computes
-BOOKKEEPING = ("paths", "hydra", "logger", "callbacks", "resume", "ckpt_path", "tags", "extras", "task_name",
-               "num_threads", "seed", "test", "check_attention", "trainer.enable_progress_bar", "optimized_metric")
+BOOKKEEPING = (
+    "paths",
+    "hydra",
+    "logger",
+    "callbacks",
+    "resume",
+    "ckpt_path",
+    "tags",
+    "extras",
+    "task_name",
+    "num_threads",
+    "seed",
+    "test",
+    "check_attention",
+    "trainer.enable_progress_bar",
+    "optimized_metric",
+)
 # override keys shown in their own column (experiment) or not at all
 OVERRIDE_SKIP = (*BOOKKEEPING, "experiment")
 HIDDEN_TAGS = {"debug": "debug", "smoke": "smoke"}
@@ -68,8 +83,11 @@ def run_kind(row: pd.Series, overrides: dict[str, str] | None) -> str:
 
 
 def config_key(row: pd.Series) -> str:
-    config = {k: v for k, v in row.items() if k.startswith("cfg.") and not bookkeeping(k[4:])
-              and not (not isinstance(v, (list, dict)) and _missing(v))}
+    config = {
+        k: v
+        for k, v in row.items()
+        if k.startswith("cfg.") and not bookkeeping(k[4:]) and not (not isinstance(v, (list, dict)) and _missing(v))
+    }
     return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
@@ -116,8 +134,12 @@ def _label(experiment: Any, overrides: list[dict[str, str]], keys: list[str], fa
         return fallback
     spelled = [json.dumps({k: o[k] for k in keys if k in o}, sort_keys=True) for o in overrides]
     common = json.loads(max(spelled, key=spelled.count))
-    return " ".join([str(experiment) if not _missing(experiment) else "run",
-                     *(f"{k}={short_value(common[k])}" for k in keys if k in common)])
+    return " ".join(
+        [
+            str(experiment) if not _missing(experiment) else "run",
+            *(f"{k}={short_value(common[k])}" for k in keys if k in common),
+        ]
+    )
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -141,8 +163,9 @@ def annotate(runs: pd.DataFrame) -> pd.DataFrame:
     runs["override_map"] = parsed
     runs["kind"] = [run_kind(row, o) for (_, row), o in zip(runs.iterrows(), parsed)]
     runs["hidden"] = runs["kind"] != ""
-    runs["group"] = [config_key(row) + (f"-{kind}" if kind else "") for (_, row), kind in zip(runs.iterrows(),
-                                                                                               runs["kind"])]
+    runs["group"] = [
+        config_key(row) + (f"-{kind}" if kind else "") for (_, row), kind in zip(runs.iterrows(), runs["kind"])
+    ]
     experiments = [None if _missing(e) else str(e) for e in runs.get("experiment", [None] * len(runs))]
     hidden = list(runs["hidden"])
     effective: list[dict[str, tuple[str, str]]] = [{} for _ in parsed]
@@ -159,14 +182,18 @@ def annotate(runs: pd.DataFrame) -> pd.DataFrame:
     labels = {}
     for group, frame in runs.groupby("group", sort=False):
         first = frame.iloc[0]
-        fallback = (f"{str(first['run_dir']).rstrip('/').rsplit('/', 1)[-1]} (W&B only)"
-                    if str(first["status"]).endswith("(W&B only)") else
-                    " ".join(str(first.get(k)) for k in ("experiment", "dataset", "model", "backend")
-                             if not _missing(first.get(k))))
+        fallback = (
+            f"{str(first['run_dir']).rstrip('/').rsplit('/', 1)[-1]} (W&B only)"
+            if str(first["status"]).endswith("(W&B only)")
+            else " ".join(
+                str(first.get(k)) for k in ("experiment", "dataset", "model", "backend") if not _missing(first.get(k))
+            )
+        )
         rows = [runs.index.get_loc(i) for i in frame.index]
         experiment = experiments[rows[0]]
-        labels[group] = _label(experiment, [parsed[i] for i in rows if parsed[i] is not None],
-                               keys[experiment, hidden[rows[0]]], fallback)
+        labels[group] = _label(
+            experiment, [parsed[i] for i in rows if parsed[i] is not None], keys[experiment, hidden[rows[0]]], fallback
+        )
     by_label: dict[str, list[str]] = {}
     for group, label in labels.items():
         by_label.setdefault(label, []).append(group)
@@ -178,8 +205,12 @@ def annotate(runs: pd.DataFrame) -> pd.DataFrame:
     order = runs.sort_values("start_time", kind="stable").index if "start_time" in runs else runs.index
     seeds = runs["seed"].to_dict() if "seed" in runs else dict.fromkeys(runs.index)
     statuses = runs["status"].astype(str).to_dict()
-    names = {i: runs.at[i, "group_label"] + ("" if _missing(seeds[i]) else f" seed {seed_str(seeds[i])}")
-             + ("" if statuses[i] in ("finished", "unknown (W&B only)") else f" ({statuses[i]})") for i in order}
+    names = {
+        i: runs.at[i, "group_label"]
+        + ("" if _missing(seeds[i]) else f" seed {seed_str(seeds[i])}")
+        + ("" if statuses[i] in ("finished", "unknown (W&B only)") else f" ({statuses[i]})")
+        for i in order
+    }
     runs["name"] = pd.Series(dict(zip(order, _unique([names[i] for i in order]))))
     return runs
 
@@ -208,10 +239,23 @@ def grouped(runs: pd.DataFrame, metric: str, include_hidden: bool = False) -> pd
         keys = [seed_key(s, d) for s, d in zip(frame["seed"], frame["run_dir"])]
         per_seed = frame[column].groupby(keys).mean()
         first = frame.iloc[0]
-        seeds = sorted((k for k in per_seed.index if not k.startswith("run:")),
-                       key=lambda k: (0, int(k), k) if k.lstrip("-").isdigit() else (1, 0, k))
-        rows.append({"group": group, "label": first["group_label"], "experiment": first.get("experiment"),
-                     "dataset": first.get("dataset"), "model": first.get("model"), "backend": first.get("backend"),
-                     "mean": per_seed.mean(), "std": per_seed.std(), "n": len(per_seed), "runs": len(frame),
-                     "seeds": ",".join(seeds)})
+        seeds = sorted(
+            (k for k in per_seed.index if not k.startswith("run:")),
+            key=lambda k: (0, int(k), k) if k.lstrip("-").isdigit() else (1, 0, k),
+        )
+        rows.append(
+            {
+                "group": group,
+                "label": first["group_label"],
+                "experiment": first.get("experiment"),
+                "dataset": first.get("dataset"),
+                "model": first.get("model"),
+                "backend": first.get("backend"),
+                "mean": per_seed.mean(),
+                "std": per_seed.std(),
+                "n": len(per_seed),
+                "runs": len(frame),
+                "seeds": ",".join(seeds),
+            }
+        )
     return pd.DataFrame(rows, columns=columns).sort_values("label", kind="stable").reset_index(drop=True)

@@ -20,8 +20,25 @@ _paper_tables = paper_tables  # the name older callers import
 SKIPPED_METRICS = ("attn/", "lr-")
 MAX_IMAGES = 24
 MAX_CURVE_POINTS = 400
-RUN_FIELDS = ("name", "run_dir", "experiment", "task", "dataset", "model", "backend", "seed", "status", "kind",
-              "hidden", "group", "group_label", "command", "error", "sweep_dir", "sweep_job")
+RUN_FIELDS = (
+    "name",
+    "run_dir",
+    "experiment",
+    "task",
+    "dataset",
+    "model",
+    "backend",
+    "seed",
+    "status",
+    "kind",
+    "hidden",
+    "group",
+    "group_label",
+    "command",
+    "error",
+    "sweep_dir",
+    "sweep_job",
+)
 
 
 def _clean(value: Any) -> Any:
@@ -79,7 +96,8 @@ def _curves(history: pd.DataFrame) -> dict[str, dict[str, list]]:
         if len(frame) > MAX_CURVE_POINTS:
             frame = frame.iloc[:: math.ceil(len(frame) / MAX_CURVE_POINTS)]
         curves.setdefault(str(run_dir), {})[str(metric)] = [
-            [_clean(s), _clean(e), _clean(v)] for s, e, v in zip(frame["step"], frame["epoch"], frame["value"])]
+            [_clean(s), _clean(e), _clean(v)] for s, e, v in zip(frame["step"], frame["epoch"], frame["value"])
+        ]
     return curves
 
 
@@ -93,22 +111,28 @@ def _images(runs: pd.DataFrame) -> list[dict[str, str]]:
             digest = hashlib.sha1(data).hexdigest() if data else None
             if data and digest not in seen and len(images) < MAX_IMAGES:
                 seen.add(digest)
-                images.append({"run": str(name), "name": str(png.relative_to(run_dir)),
-                               "data": base64.b64encode(data).decode()})
+                images.append(
+                    {"run": str(name), "name": str(png.relative_to(run_dir)), "data": base64.b64encode(data).decode()}
+                )
     return images
 
 
 def _metrics(runs: pd.DataFrame) -> list[str]:
-    names = sorted(c[len("metric."):] for c in runs.columns if c.startswith("metric."))
+    names = sorted(c[len("metric.") :] for c in runs.columns if c.startswith("metric."))
     preferred = [m for m in ("test/acc", "val/acc", "test/mse", "test/mae", "val/loss") if m in names]
     return preferred + [m for m in names if m not in preferred and _curve_metric(m)]
 
 
 def build_payload(runs: pd.DataFrame, history: pd.DataFrame, results_dir: Path) -> dict[str, Any]:
     metrics = _metrics(runs) if not runs.empty else []
-    return {"runs": _runs_payload(runs, metrics) if not runs.empty else [], "metrics": metrics,
-            "curves": _curves(history), "studies": _clean(studies(runs)),
-            "paper_tables": paper_tables(results_dir), "images": _images(runs) if not runs.empty else []}
+    return {
+        "runs": _runs_payload(runs, metrics) if not runs.empty else [],
+        "metrics": metrics,
+        "curves": _curves(history),
+        "studies": _clean(studies(runs)),
+        "paper_tables": paper_tables(results_dir),
+        "images": _images(runs) if not runs.empty else [],
+    }
 
 
 def render(payload: dict[str, Any]) -> str:

@@ -42,7 +42,14 @@ def paper_tables(results_dir: Path) -> list[dict[str, Any]]:
             if not any(c.endswith(":verdict") for c in frame.columns):  # campaign tables only
                 continue
             title, notes = _title_and_notes(path.with_suffix(".md"), path.stem)
-            tables.append({"paper": expected.parent.name, "name": path.stem, "title": title, "notes": notes,
-                           "columns": list(frame.columns),
-                           "rows": [[_clean(v) for v in row] for row in frame.itertuples(index=False)]})
+            tables.append(
+                {
+                    "paper": expected.parent.name,
+                    "name": path.stem,
+                    "title": title,
+                    "notes": notes,
+                    "columns": list(frame.columns),
+                    "rows": [[_clean(v) for v in row] for row in frame.itertuples(index=False)],
+                }
+            )
     return tables

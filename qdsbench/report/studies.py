@@ -110,12 +110,22 @@ def _best(trials: list[dict], results: Any, direction: str) -> dict | None:
         params = {str(k): _plain(v) for k, v in (results.get("best_params") or {}).items()}
         value = _plain(results.get("best_value"))
         match = [t for t in finished if t["value"] == value] or ([best_trial] if best_trial else [])
-        return {"params": params, "value": value, "job": match[0]["job"] if match else None,
-                "name": match[0]["name"] if match else None, "source": "optimization_results.yaml"}
+        return {
+            "params": params,
+            "value": value,
+            "job": match[0]["job"] if match else None,
+            "name": match[0]["name"] if match else None,
+            "source": "optimization_results.yaml",
+        }
     if best_trial is None:
         return None
-    return {"params": best_trial["params"], "value": best_trial["value"], "job": best_trial["job"],
-            "name": best_trial["name"], "source": "best finished trial (no optimization_results.yaml yet)"}
+    return {
+        "params": best_trial["params"],
+        "value": best_trial["value"],
+        "job": best_trial["job"],
+        "name": best_trial["name"],
+        "source": "best finished trial (no optimization_results.yaml yet)",
+    }
 
 
 def studies(runs: pd.DataFrame) -> list[dict[str, Any]]:
@@ -135,12 +145,29 @@ def studies(runs: pd.DataFrame) -> list[dict[str, Any]]:
         trials = []
         for _, row in frame.sort_values("sweep_job").iterrows():
             value = row.get(f"metric.{metric}") if metric else None
-            trials.append({"job": _plain(row["sweep_job"]), "name": row["name"], "run_dir": row["run_dir"],
-                           "status": row["status"], "value": _plain(value) if row["status"] == "finished" else None,
-                           "params": {k: _param(row, k) for k in space}})
+            trials.append(
+                {
+                    "job": _plain(row["sweep_job"]),
+                    "name": row["name"],
+                    "run_dir": row["run_dir"],
+                    "status": row["status"],
+                    "value": _plain(value) if row["status"] == "finished" else None,
+                    "params": {k: _param(row, k) for k in space},
+                }
+            )
         scores, note = importance(trials, space, direction)
-        out.append({"id": f"study-{len(out)}", "name": sweeper.get("study_name") or Path(str(sweep_dir)).name,
-                    "dir": str(sweep_dir), "direction": direction, "metric": metric,
-                    "space": {k: str(v) for k, v in space.items()}, "trials": trials,
-                    "best": _best(trials, results, direction), "importance": scores, "importance_note": note})
+        out.append(
+            {
+                "id": f"study-{len(out)}",
+                "name": sweeper.get("study_name") or Path(str(sweep_dir)).name,
+                "dir": str(sweep_dir),
+                "direction": direction,
+                "metric": metric,
+                "space": {k: str(v) for k, v in space.items()},
+                "trials": trials,
+                "best": _best(trials, results, direction),
+                "importance": scores,
+                "importance_note": note,
+            }
+        )
     return out

@@ -77,9 +77,11 @@ def read_meta(stem: Path) -> dict:
 
 
 def header(title: str, meta: dict) -> str:
-    return (f"# {title}\n\nCommand: `{COMMAND}` (this part: `.venv/bin/python scripts/reproduce_analysis.py "
-            f"{meta['argv']}`)  \nMeasured {meta['date']} on {meta['machine']} CPU "
-            f"({meta['torch_threads']} torch thread(s)), torch {meta['torch']}.\n\n")
+    return (
+        f"# {title}\n\nCommand: `{COMMAND}` (this part: `.venv/bin/python scripts/reproduce_analysis.py "
+        f"{meta['argv']}`)  \nMeasured {meta['date']} on {meta['machine']} CPU "
+        f"({meta['torch_threads']} torch thread(s)), torch {meta['torch']}.\n\n"
+    )
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -153,8 +155,11 @@ def calibration_tables(src: Path, dst: Path) -> list[Path]:
     rows = read_records(src / "calibration.csv")
     text = header("Calibration numbers of the analysis notes, re-measured", read_meta(src / "calibration"))
     text += CALIBRATION_INTRO
-    text += table(rows, ["item", "notes", "ours", "ours_W_V"],
-                  {"notes": "notes (calibrated/exact)", "ours_W_V": "ours, ||grad W_V||"})
+    text += table(
+        rows,
+        ["item", "notes", "ours", "ours_W_V"],
+        {"notes": "notes (calibrated/exact)", "ours_W_V": "ours, ||grad W_V||"},
+    )
     return [tables.write_text(dst / "calibration.md", text)]
 
 
@@ -175,20 +180,46 @@ def dynamics_tables(src: Path, dst: Path) -> list[Path]:
     meta = read_meta(src / "dynamics")
     text = header("Co-occurrence training dynamics (Yang et al., NeurIPS 2024): recipe B1", meta)
     text += COOC_INTRO.format(curves=meta["curves"])
-    cols = ["init", "seed", "steps", "attn_lr_mult", "T1", "loss_at_T1", "step_loss_below_1e-3", "final_train_loss",
-            "final_test_acc", "G_mu1", "G_mu2", "G_mu3", "checks_passed", "checks_total", "seconds"]
+    cols = [
+        "init",
+        "seed",
+        "steps",
+        "attn_lr_mult",
+        "T1",
+        "loss_at_T1",
+        "step_loss_below_1e-3",
+        "final_train_loss",
+        "final_test_acc",
+        "G_mu1",
+        "G_mu2",
+        "G_mu3",
+        "checks_passed",
+        "checks_total",
+        "seconds",
+    ]
     text += "## Runs\n\n" + table(runs, cols) + "\n"
-    cols2 = ["init", "seed", "attn_lr_mult", *phase2, "balance_gap_phase2", "I2_I3_loss_rise_in_phase1",
-             "attn_q1_k2_start", "attn_q1_k2_end", "attn_q1_k3_end", "failed_checks"]
-    text += ("## Phase 2 (changes from T1 to the end)\n\nExpected signs (Thm 3.2): d score_q1_k2, d score_q2_k1, "
-             "d value_12 > 0; d score_q1_k3, d score_q2_k3, d value_13, d value_23 < 0.\n\n" + table(runs, cols2))
+    cols2 = [
+        "init",
+        "seed",
+        "attn_lr_mult",
+        *phase2,
+        "balance_gap_phase2",
+        "I2_I3_loss_rise_in_phase1",
+        "attn_q1_k2_start",
+        "attn_q1_k2_end",
+        "attn_q1_k3_end",
+        "failed_checks",
+    ]
+    text += (
+        "## Phase 2 (changes from T1 to the end)\n\nExpected signs (Thm 3.2): d score_q1_k2, d score_q2_k1, "
+        "d value_12 > 0; d score_q1_k3, d score_q2_k3, d value_13, d value_23 < 0.\n\n" + table(runs, cols2)
+    )
     return [tables.write_text(dst / "dynamics.md", text), tables.write_text(dst / "README.md", text)]
 
 
 # What the measuring part writes as the meta's "curves"; the committed tables were measured before the curves were
 # thinned and say "Per-step curves: `curves_*.csv`." (their meta record keeps that sentence).
-COOC_CURVES = ("Curves: `curves_*.csv` (every step to 100, then every\n250 steps; the figures use every logged "
-               "step).")
+COOC_CURVES = "Curves: `curves_*.csv` (every step to 100, then every\n250 steps; the figures use every logged step)."
 COOC_INTRO = """Setting (notes 2.4): n = 60 (30/10/10/10), L = 5, d = 64, m = 128, m1 = 256, one-hot
 tokens, sum readout, softmax with 1/sqrt(m), fixed +-1 output weights, full-batch plain GD with lr 0.01
 (gradient-flow time t = 0.01 x step); a fresh 600-sample test set. `torch_default` is nn.Linear's
@@ -209,22 +240,48 @@ loss rise appears in 4/8 runs.
 
 """
 
-X2_METRICS = ["T1", "final_train_loss", "final_test_acc", "grad_WQ_over_WV_max", "attn_q1_k2", "attn_q1_k3",
-              "attn_cls_k1", "attn_cls_k3", "alpha_mu3", "attn_diagonal", "col_sum_err", "d_score_q1_k2",
-              "d_score_q1_k3"]
+X2_METRICS = [
+    "T1",
+    "final_train_loss",
+    "final_test_acc",
+    "grad_WQ_over_WV_max",
+    "attn_q1_k2",
+    "attn_q1_k3",
+    "attn_cls_k1",
+    "attn_cls_k3",
+    "alpha_mu3",
+    "attn_diagonal",
+    "col_sum_err",
+    "d_score_q1_k2",
+    "d_score_q1_k3",
+]
 
 
 def cooccurrence_ds_tables(src: Path, dst: Path) -> list[Path]:
     runs = read_records(src / "cooccurrence_ds_runs.csv")
     readouts = list(dict.fromkeys(r["readout"] for r in runs))
-    agg = [{"readout": readout, **row} for readout in readouts
-           for row in aggregate([r for r in runs if r["readout"] == readout], "arm", X2_METRICS)]
+    agg = [
+        {"readout": readout, **row}
+        for readout in readouts
+        for row in aggregate([r for r in runs if r["readout"] == readout], "arm", X2_METRICS)
+    ]
     meta = read_meta(src / "cooccurrence_ds")
     text = header("Co-occurrence under softmax vs doubly stochastic attention: recipe X2", meta)
     text += X2_INTRO.format(steps=meta["steps"], seeds=n_seeds(runs))
     for readout in readouts:
-        cols = ["arm", "seeds", "T1", "final_train_loss", "final_test_acc", "grad_WQ_over_WV_max", "alpha_mu3",
-                "attn_diagonal", "col_sum_err", "d_score_q1_k2", "d_score_q1_k3"]
+        cols = [
+            "arm",
+            "seeds",
+            "T1",
+            "final_train_loss",
+            "final_test_acc",
+            "grad_WQ_over_WV_max",
+            "alpha_mu3",
+            "attn_diagonal",
+            "col_sum_err",
+            "d_score_q1_k2",
+            "d_score_q1_k3",
+        ]
         cols += ["attn_q1_k2", "attn_q1_k3"] if readout == "sum" else ["attn_cls_k1", "attn_cls_k3"]
         text += f"\n## readout = {readout}\n\n" + table([r for r in agg if r["readout"] == readout], cols)
     return [tables.write_text(dst / "cooccurrence_ds.md", text), write_csv(dst / "cooccurrence_ds.csv", agg)]
@@ -242,9 +299,22 @@ probabilities on I1 test samples at the end (query -> key; 1/8 = 0.125 is unifor
 - 1|; d score = change of mu_k^T W_K^T W_Q mu_q from step 0.
 """
 
-SWITCH_LAYER = ["alpha_first", "sink_rate", "column_importance_error", "diagonal_score", "max_attention",
-                "sink_concentration", "row_entropy", "output_gain", "signal_kept", "value_drain_ratio", "qk_norm",
-                "residual_smoothing", "distance_to_mean", "ds_col_marginal_error"]
+SWITCH_LAYER = [
+    "alpha_first",
+    "sink_rate",
+    "column_importance_error",
+    "diagonal_score",
+    "max_attention",
+    "sink_concentration",
+    "row_entropy",
+    "output_gain",
+    "signal_kept",
+    "value_drain_ratio",
+    "qk_norm",
+    "residual_smoothing",
+    "distance_to_mean",
+    "ds_col_marginal_error",
+]
 SWITCH_QUERY = ["sink_mass", "diagonal_mass", "max_attention", "row_entropy", "query_gain"]
 
 
@@ -257,15 +327,30 @@ def switch_tables(src: Path, dst: Path, causal: bool = False) -> list[Path]:
     runs = read_records(src / f"{name}_runs.csv")
     agg = aggregate(runs, "arm", [k for k in runs[0] if k not in ("arm", "seed")])
     meta = read_meta(src / name)
-    text = header(f"Switch-tagging ({'causal, recipe A1b at CPU scale' if causal else 'recipe X1'}): softmax vs "
-                  f"{'sigmoid' if causal else 'sigmoid and doubly stochastic attention'}", meta)
-    text += SWITCH_INTRO.format(epochs=meta["epochs"], n=meta["n_train"], seeds=n_seeds(runs), samples=meta["samples"],
-                                causal="causal, 2 layers" if causal else "non-causal, 1 layer")
-    text += "## Accuracy\n\n" + table(agg, ["arm", "seeds", "test_acc", "test_acc_std", "test_acc_context",
-                                           "test_acc_plain", "fit_seconds"])
+    text = header(
+        f"Switch-tagging ({'causal, recipe A1b at CPU scale' if causal else 'recipe X1'}): softmax vs "
+        f"{'sigmoid' if causal else 'sigmoid and doubly stochastic attention'}",
+        meta,
+    )
+    text += SWITCH_INTRO.format(
+        epochs=meta["epochs"],
+        n=meta["n_train"],
+        seeds=n_seeds(runs),
+        samples=meta["samples"],
+        causal="causal, 2 layers" if causal else "non-causal, 1 layer",
+    )
+    text += "## Accuracy\n\n" + table(
+        agg, ["arm", "seeds", "test_acc", "test_acc_std", "test_acc_context", "test_acc_plain", "fit_seconds"]
+    )
     text += "\n## Per query type (test samples; BOS is token 0)\n\n" + table(
-        agg, ["arm", *[f"{k}_{g}" for k in SWITCH_QUERY[:3] for g in ("context", "plain")], "query_gain_context",
-              "query_gain_plain"])
+        agg,
+        [
+            "arm",
+            *[f"{k}_{g}" for k in SWITCH_QUERY[:3] for g in ("context", "plain")],
+            "query_gain_context",
+            "query_gain_plain",
+        ],
+    )
     text += "\n## Per layer (mean over layers and heads)\n\n" + table(agg, ["arm", *SWITCH_LAYER])
     text += "\n" + switch_predictions(agg)
     return [tables.write_text(dst / f"{name}.md", text), write_csv(dst / f"{name}.csv", agg)]
@@ -288,38 +373,69 @@ def switch_predictions(agg: list[dict]) -> str:
     soft = by.get("softmax")
     lines = ["## Predictions of the notes, checked\n", "| prediction | measured | holds |", "|---|---|---|"]
     if soft:
-        lines.append(f"| softmax: sink mass on plain (non-C) queries > on context queries | "
-                     f"{fmt(soft['sink_mass_plain'])} vs {fmt(soft['sink_mass_context'])} | "
-                     f"{fmt(soft['sink_mass_plain'] > soft['sink_mass_context'])} |")
+        lines.append(
+            f"| softmax: sink mass on plain (non-C) queries > on context queries | "
+            f"{fmt(soft['sink_mass_plain'])} vs {fmt(soft['sink_mass_context'])} | "
+            f"{fmt(soft['sink_mass_plain'] > soft['sink_mass_context'])} |"
+        )
     for arm, row in by.items():
         if arm.startswith(("sinkhorn", "qr", "qontot")):
-            lines.append(f"| {arm}: BOS Gu score alpha_BOS <= 1/T + 1e-3 (max column error) | "
-                         f"{fmt(row['column_importance_error'])} | {fmt(row['column_importance_error'] <= 1e-3)} |")
+            lines.append(
+                f"| {arm}: BOS Gu score alpha_BOS <= 1/T + 1e-3 (max column error) | "
+                f"{fmt(row['column_importance_error'])} | {fmt(row['column_importance_error'] <= 1e-3)} |"
+            )
             if soft:
-                lines.append(f"| {arm}: diagonal mass on plain queries > softmax's | "
-                             f"{fmt(row['diagonal_mass_plain'])} vs {fmt(soft['diagonal_mass_plain'])} | "
-                             f"{fmt(row['diagonal_mass_plain'] > soft['diagonal_mass_plain'])} |")
-                lines.append(f"| {arm}: diagonal mass on plain > on context queries (delta_nonC >> delta_C) | "
-                             f"{fmt(row['diagonal_mass_plain'])} vs {fmt(row['diagonal_mass_context'])} | "
-                             f"{fmt(row['diagonal_mass_plain'] > row['diagonal_mass_context'])} |")
-                lines.append(f"| {arm}: larger QK norm than softmax (cost of switching without a sink) | "
-                             f"{fmt(row['qk_norm'])} vs {fmt(soft['qk_norm'])} | "
-                             f"{fmt(row['qk_norm'] > soft['qk_norm'])} |")
+                lines.append(
+                    f"| {arm}: diagonal mass on plain queries > softmax's | "
+                    f"{fmt(row['diagonal_mass_plain'])} vs {fmt(soft['diagonal_mass_plain'])} | "
+                    f"{fmt(row['diagonal_mass_plain'] > soft['diagonal_mass_plain'])} |"
+                )
+                lines.append(
+                    f"| {arm}: diagonal mass on plain > on context queries (delta_nonC >> delta_C) | "
+                    f"{fmt(row['diagonal_mass_plain'])} vs {fmt(row['diagonal_mass_context'])} | "
+                    f"{fmt(row['diagonal_mass_plain'] > row['diagonal_mass_context'])} |"
+                )
+                lines.append(
+                    f"| {arm}: larger QK norm than softmax (cost of switching without a sink) | "
+                    f"{fmt(row['qk_norm'])} vs {fmt(soft['qk_norm'])} | "
+                    f"{fmt(row['qk_norm'] > soft['qk_norm'])} |"
+                )
     if "sigmoid" in by and soft:
         sig = by["sigmoid"]
-        lines.append(f"| sigmoid: less BOS sink mass on plain queries than softmax (proxy) | "
-                     f"{fmt(sig['sink_mass_plain'])} vs {fmt(soft['sink_mass_plain'])} | "
-                     f"{fmt(sig['sink_mass_plain'] < soft['sink_mass_plain'])} |")
-    lines.append(f"| every arm solves the task (test acc > 0.95) | min {fmt(min(r['test_acc'] for r in agg))} | "
-                 f"{fmt(all(r['test_acc'] > 0.95 for r in agg))} |")
+        lines.append(
+            f"| sigmoid: less BOS sink mass on plain queries than softmax (proxy) | "
+            f"{fmt(sig['sink_mass_plain'])} vs {fmt(soft['sink_mass_plain'])} | "
+            f"{fmt(sig['sink_mass_plain'] < soft['sink_mass_plain'])} |"
+        )
+    lines.append(
+        f"| every arm solves the task (test acc > 0.95) | min {fmt(min(r['test_acc'] for r in agg))} | "
+        f"{fmt(all(r['test_acc'] > 0.95 for r in agg))} |"
+    )
     return "\n".join(lines) + "\n"
 
 
-VIT_METRICS = ["alpha_first", "sink_rate", "first_token_attention", "max_attention", "sink_concentration",
-               "sink_argmax_fraction", "diagonal_score", "row_entropy", "output_gain", "signal_kept",
-               "sigma2_contraction", "value_drain_ratio", "massive_activation_ratio", "residual_smoothing",
-               "distance_to_mean", "mean_token_cosine", "column_importance_error", "ds_col_marginal_error",
-               "ds_effective_rank", "qk_norm"]
+VIT_METRICS = [
+    "alpha_first",
+    "sink_rate",
+    "first_token_attention",
+    "max_attention",
+    "sink_concentration",
+    "sink_argmax_fraction",
+    "diagonal_score",
+    "row_entropy",
+    "output_gain",
+    "signal_kept",
+    "sigma2_contraction",
+    "value_drain_ratio",
+    "massive_activation_ratio",
+    "residual_smoothing",
+    "distance_to_mean",
+    "mean_token_cosine",
+    "column_importance_error",
+    "ds_col_marginal_error",
+    "ds_effective_rank",
+    "qk_norm",
+]
 
 
 def vit_tables(src: Path, dst: Path) -> list[Path]:
@@ -350,9 +466,13 @@ def depth_tables(src: Path, dst: Path) -> list[Path]:
     summary = []
     for key in dict.fromkeys((r["variant"], r["normaliser"], r["mask"]) for r in rows):
         prof = {r["layer"]: r for r in rows if (r["variant"], r["normaliser"], r["mask"]) == key}
-        summary.append({**dict(zip(("variant", "normaliser", "mask"), key)),
-                        **{f"L{k}": prof[k]["distance_to_mean"] for k in pick if k in prof},
-                        f"residual_L{depth}": prof[depth]["rank_collapse_residual"]})
+        summary.append(
+            {
+                **dict(zip(("variant", "normaliser", "mask"), key)),
+                **{f"L{k}": prof[k]["distance_to_mean"] for k in pick if k in prof},
+                f"residual_L{depth}": prof[depth]["rank_collapse_residual"],
+            }
+        )
     meta = read_meta(src / "oversmoothing_depth")
     text = header("Oversmoothing vs depth (recipe A1c)", meta)
     text += DEPTH_INTRO.format(samples=meta["samples"])

@@ -63,9 +63,18 @@ def ensure_trained(run_dir: Path, overrides: Sequence[str] = ()) -> None:
     if (run_dir / "summary.json").exists():
         return
     log(f"no finished decoder run at {run_dir}: training it (experiment=delta/train, about 1 h on one thread)")
-    subprocess.run([str(Path(sys.executable).parent / "qdsbench-train"), "experiment=delta/train",
-                    f"paths.output_dir={run_dir}", "num_threads=1", "trainer.enable_progress_bar=false",
-                    *overrides], check=True, cwd=REPO_ROOT)
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "qdsbench-train"),
+            "experiment=delta/train",
+            f"paths.output_dir={run_dir}",
+            "num_threads=1",
+            "trainer.enable_progress_bar=false",
+            *overrides,
+        ],
+        check=True,
+        cwd=REPO_ROOT,
+    )
 
 
 def methods_for(length: int, windows: list[int], sinks: int, gamma: int, tail_min: int) -> list[dict]:
@@ -74,10 +83,11 @@ def methods_for(length: int, windows: list[int], sinks: int, gamma: int, tail_mi
         if w >= length:
             continue
         out.append({"name": "sink_window", "window": w, "sinks": sinks})
-        out += [{"name": "delta", "window": w, "sinks": sinks, "gamma": gamma, "tail_min": tail_min, "mode": m}
-                for m in MODES]
-        out.append({"name": "sink_window", "window": w + length // (2 * gamma), "sinks": sinks,
-                    "matched_to": w})
+        out += [
+            {"name": "delta", "window": w, "sinks": sinks, "gamma": gamma, "tail_min": tail_min, "mode": m}
+            for m in MODES
+        ]
+        out.append({"name": "sink_window", "window": w + length // (2 * gamma), "sinks": sinks, "matched_to": w})
     return out
 
 
@@ -89,10 +99,14 @@ def plot(table: list[dict], path: Path) -> None:
 
     lengths = sorted({r["N"] for r in table})
     fig, axes = plt.subplots(1, len(lengths), figsize=(4.2 * len(lengths), 3.6), sharey=True, squeeze=False)
-    styles = {"sparse": ("sparse (sink+window)", "C3", "o"), "tail_only": ("sparse + dense tail", "C4", "v"),
-              "recompute": ("sparse + recompute", "C1", "s"), "delta": ("sparse + Delta", "C2", "D"),
-              "matched": ("sparse, budget-matched W", "C7", "x"),
-              "delta_notail": ("sparse + Delta, no dense tail", "C2", "d")}
+    styles = {
+        "sparse": ("sparse (sink+window)", "C3", "o"),
+        "tail_only": ("sparse + dense tail", "C4", "v"),
+        "recompute": ("sparse + recompute", "C1", "s"),
+        "delta": ("sparse + Delta", "C2", "D"),
+        "matched": ("sparse, budget-matched W", "C7", "x"),
+        "delta_notail": ("sparse + Delta, no dense tail", "C2", "d"),
+    }
     for ax, n in zip(axes[0], lengths):
         rows = sorted([r for r in table if r["N"] == n], key=lambda r: r["N/W"])
         ratios = [r["N/W"] for r in rows]
@@ -100,8 +114,14 @@ def plot(table: list[dict], path: Path) -> None:
         for kind, (label, color, marker) in styles.items():
             if any(r[kind] is None for r in rows):
                 continue
-            ax.plot(ratios, [r[kind] for r in rows], marker=marker, color=color, label=label,
-                    ls=":" if kind.endswith("_notail") else "-")
+            ax.plot(
+                ratios,
+                [r[kind] for r in rows],
+                marker=marker,
+                color=color,
+                label=label,
+                ls=":" if kind.endswith("_notail") else "-",
+            )
         ax.set_xscale("log", base=2)
         ax.set_title(f"N = {n}")
         ax.set_xlabel("N / W")
@@ -123,8 +143,15 @@ def ar1_queries(shape: tuple, rho: float, g: torch.Generator) -> torch.Tensor:
 
 def measured_meta(args, **settings) -> dict:
     """What a table's header quotes about a measurement, recorded when it is made (the renderers read no clock)."""
-    return {"argv": args.argv, "measured": time.strftime("%Y-%m-%d"), "machine": platform.machine(),
-            "torch": torch.__version__, "samples": args.samples, "run_dir": str(args.run_dir), **settings}
+    return {
+        "argv": args.argv,
+        "measured": time.strftime("%Y-%m-%d"),
+        "machine": platform.machine(),
+        "torch": torch.__version__,
+        "samples": args.samples,
+        "run_dir": str(args.run_dir),
+        **settings,
+    }
 
 
 def write_record(out: Path, name: str, rows: list[dict], meta: dict) -> None:
@@ -148,8 +175,14 @@ def measure_locality(args, out: Path) -> None:
         full = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         row = {"queries": label}
         for mode in ("sparse", "recompute", "delta"):
-            o = attention.create("delta", window=setting["window"], sinks=setting["sinks"], gamma=setting["gamma"],
-                                 tail_min=setting["tail_min"], mode=mode)(q, k, v)
+            o = attention.create(
+                "delta",
+                window=setting["window"],
+                sinks=setting["sinks"],
+                gamma=setting["gamma"],
+                tail_min=setting["tail_min"],
+                mode=mode,
+            )(q, k, v)
             row[mode] = F.cosine_similarity(o, full, dim=-1).mean().item()
         rows.append(row)
     write_record(out, LOCALITY, rows, measured_meta(args, **setting))
@@ -163,15 +196,18 @@ def correction_stats(q, k, v, window: int, sinks: int, gamma: int) -> dict[str, 
     n = q.shape[-2]
     scale = q.shape[-1] ** -0.5
     diff = F.scaled_dot_product_attention(q, k, v, is_causal=True) - block_sparse_sink_window(
-        q, k, v, window, sinks, scale)
+        q, k, v, window, sinks, scale
+    )
     t = torch.arange(window + sinks + gamma, n)
     t = t[t % gamma != 0]
     a = t // gamma * gamma
     d_t, d_a = diff[..., t, :], diff[..., a, :]
-    return {"err_after_correction": float((d_t - d_a).square().sum() / d_t.square().sum()),
-            "cos_D_t_D_a": float(F.cosine_similarity(d_t, d_a, dim=-1).mean()),
-            "cos_q_t_next": float(F.cosine_similarity(q[..., :-1, :], q[..., 1:, :], dim=-1).mean()),
-            "cos_q_t_anchor": float(F.cosine_similarity(q[..., t, :], q[..., a, :], dim=-1).mean())}
+    return {
+        "err_after_correction": float((d_t - d_a).square().sum() / d_t.square().sum()),
+        "cos_D_t_D_a": float(F.cosine_similarity(d_t, d_a, dim=-1).mean()),
+        "cos_q_t_next": float(F.cosine_similarity(q[..., :-1, :], q[..., 1:, :], dim=-1).mean()),
+        "cos_q_t_anchor": float(F.cosine_similarity(q[..., t, :], q[..., a, :], dim=-1).mean()),
+    }
 
 
 def query_locality(args, out: Path) -> None:
@@ -184,8 +220,10 @@ def query_locality(args, out: Path) -> None:
     _, model, datamodule, checkpoint = load_decoder(args.run_dir, samples=args.samples)
     backends = [m for m in model.modules() if isinstance(m, attention.AttentionBackend)]
     captured: list[list[tuple]] = [[] for _ in backends]
-    hooks = [b.register_forward_pre_hook(lambda mod, a, i=i: captured[i].append(tuple(x.detach() for x in a[:3])))
-             for i, b in enumerate(backends)]
+    hooks = [
+        b.register_forward_pre_hook(lambda mod, a, i=i: captured[i].append(tuple(x.detach() for x in a[:3])))
+        for i, b in enumerate(backends)
+    ]
     try:
         with torch.no_grad():
             for task in datamodule.tasks:
@@ -200,12 +238,27 @@ def query_locality(args, out: Path) -> None:
         rows.append({"queries": f"decoder layer {layer}", **correction_stats(q, k, v, w, args.sinks, gamma)})
     g = torch.Generator().manual_seed(0)
     k, v = torch.randn(2, 8, 4, n, 32, generator=g).unbind(0)
-    for label, rho in (("synthetic i.i.d.", 0.0), ("synthetic AR(1), rho = 0.9", 0.9),
-                       ("synthetic AR(1), rho = 0.99", 0.99)):
+    for label, rho in (
+        ("synthetic i.i.d.", 0.0),
+        ("synthetic AR(1), rho = 0.9", 0.9),
+        ("synthetic AR(1), rho = 0.99", 0.99),
+    ):
         q = ar1_queries((8, 4, n, 32), rho, g)
         rows.append({"queries": label, **correction_stats(q, k, v, w, args.sinks, gamma)})
-    write_record(out, QUERY_LOCALITY, rows, measured_meta(args, checkpoint=str(checkpoint), length=n, window=w,
-                                                          gamma=gamma, sinks=args.sinks, prompts_per_task=per_task))
+    write_record(
+        out,
+        QUERY_LOCALITY,
+        rows,
+        measured_meta(
+            args,
+            checkpoint=str(checkpoint),
+            length=n,
+            window=w,
+            gamma=gamma,
+            sinks=args.sinks,
+            prompts_per_task=per_task,
+        ),
+    )
     log(f"recorded {out / QUERY_LOCALITY}.csv")
 
 
@@ -216,18 +269,41 @@ def grid_methods(args, n: int, n_sweep: int, windows: list[int]) -> list[dict]:
         w = sweep_window(n, windows)
         for g in (int(x) for x in args.gammas.split(",")):
             if g != args.gamma:
-                methods += [{"name": "delta", "window": w, "sinks": args.sinks, "gamma": g,
-                             "tail_min": args.tail_min, "mode": m} for m in ("recompute", "delta")]
-        methods += [{"name": "delta", "window": w, "sinks": args.sinks, "gamma": args.gamma, "tail_min": 128,
-                     "mode": m} for m in MODES]
+                methods += [
+                    {
+                        "name": "delta",
+                        "window": w,
+                        "sinks": args.sinks,
+                        "gamma": g,
+                        "tail_min": args.tail_min,
+                        "mode": m,
+                    }
+                    for m in ("recompute", "delta")
+                ]
+        methods += [
+            {"name": "delta", "window": w, "sinks": args.sinks, "gamma": args.gamma, "tail_min": 128, "mode": m}
+            for m in MODES
+        ]
     return methods
 
 
 def no_tail_methods(args, n: int, windows: list[int]) -> list[dict]:
     """The paper's description without the authors' dense tail (``tail=false``): every query after the sparse
     prefill is corrected from its anchor, so the answer's first token also comes from a corrected row."""
-    return [{"name": "delta", "window": w, "sinks": args.sinks, "gamma": args.gamma, "tail_min": args.tail_min,
-             "tail": False, "mode": m} for w in windows if w < n for m in ("recompute", "delta")]
+    return [
+        {
+            "name": "delta",
+            "window": w,
+            "sinks": args.sinks,
+            "gamma": args.gamma,
+            "tail_min": args.tail_min,
+            "tail": False,
+            "mode": m,
+        }
+        for w in windows
+        if w < n
+        for m in ("recompute", "delta")
+    ]
 
 
 def evaluate_grid(args, out: Path) -> None:
@@ -255,8 +331,10 @@ def evaluate_grid(args, out: Path) -> None:
             r["checkpoint"] = str(checkpoint)
         write_csv(out / f"grid_N{n}{sfx}.csv", rows, lineterminator="\r\n")
         log(f"N={n}{sfx}: {len(rows)} rows in {(time.time() - started) / 60:.1f} min")
-    write_text(out / GRID_META, json.dumps(measured_meta(args, sinks=args.sinks, gamma=args.gamma,
-                                                         tail_min=args.tail_min), indent=2) + "\n")
+    write_text(
+        out / GRID_META,
+        json.dumps(measured_meta(args, sinks=args.sinks, gamma=args.gamma, tail_min=args.tail_min), indent=2) + "\n",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -274,14 +352,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=25)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-no-tail", action="store_true", help="skip the tail=false ablation (notail.md)")
-    parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
-                        help="Hydra override for training the decoder when --run-dir has none (repeatable; e.g. "
-                             "the smoke protocol's tiny decoder)")
-    parser.add_argument("--stage", default="all", choices=("all", "train", "eval", "tables"),
-                        help="train: only the decoder (if missing); eval: only the measurements (the per-length "
-                             "grids, run several in parallel with --lengths; query locality; locality) and their "
-                             "records; tables: only the grid tables and figure, rendered from the records in --out "
-                             "(its other flags do not matter: the records hold the settings)")
+    parser.add_argument(
+        "--train-override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Hydra override for training the decoder when --run-dir has none (repeatable; e.g. "
+        "the smoke protocol's tiny decoder)",
+    )
+    parser.add_argument(
+        "--stage",
+        default="all",
+        choices=("all", "train", "eval", "tables"),
+        help="train: only the decoder (if missing); eval: only the measurements (the per-length "
+        "grids, run several in parallel with --lengths; query locality; locality) and their "
+        "records; tables: only the grid tables and figure, rendered from the records in --out "
+        "(its other flags do not matter: the records hold the settings)",
+    )
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded with the measurements; headers quote it
     torch.set_num_threads(args.threads)

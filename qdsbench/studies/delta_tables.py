@@ -29,10 +29,12 @@ sparse -> sparse + Delta is 94 -> 99.8 % at N/W = 2, 65 -> 98.9 % at 4, 42 -> 97
 
 def header(title: str, meta: dict) -> str:
     """Title plus the measurement's own command line and setting, as its meta record holds them."""
-    return (f"# {title}\n\nCommand: `{COMMAND}` (`.venv/bin/python scripts/reproduce_delta.py "
-            f"{' '.join(meta['argv'])}`)  \nMeasured {meta['measured']} on {meta['machine']} CPU, "
-            f"torch {meta['torch']}, {meta['samples']} samples per task and length (RULER: 500), decoder "
-            f"`{meta['run_dir']}`.\n\n")
+    return (
+        f"# {title}\n\nCommand: `{COMMAND}` (`.venv/bin/python scripts/reproduce_delta.py "
+        f"{' '.join(meta['argv'])}`)  \nMeasured {meta['measured']} on {meta['machine']} CPU, "
+        f"torch {meta['torch']}, {meta['samples']} samples per task and length (RULER: 500), decoder "
+        f"`{meta['run_dir']}`.\n\n"
+    )
 
 
 def md_table(rows: list[dict], cols: list[str], digits: int = 1) -> str:
@@ -42,8 +44,10 @@ def md_table(rows: list[dict], cols: list[str], digits: int = 1) -> str:
 
 def read_meta(path: Path) -> dict:
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the tables quote it, and `--stage eval` writes it with its rows "
-                                "(rows measured before meta records existed: remove them to measure again)")
+        raise FileNotFoundError(
+            f"{path} is missing: the tables quote it, and `--stage eval` writes it with its rows "
+            "(rows measured before meta records existed: remove them to measure again)"
+        )
     return json.loads(path.read_text())
 
 
@@ -128,20 +132,53 @@ def write_grid_tables(src: Path, dst: Path) -> list[Path]:
     checkpoint = rows[0].get("checkpoint") or meta["run_dir"]
     written = [write_csv(dst / "accuracy.csv", table, lineterminator="\r\n")]
     text = header("Delta attention on RULER-synth: accuracy vs N/W", meta)
-    text += (f"Checkpoint `{checkpoint}`. Mean RULER-synth score (string_match_all x 100) over the "
-             f"{n_tasks} tasks; sinks = {sinks}, gamma = {gamma}, dense tail = N mod gamma + "
-             f"max({tail_min}, gamma). `matched` = sink_window with the budget-matched window "
-             f"W + N/(2 gamma).\n\n")
-    text += md_table(table, ["N", "W", "N/W", "full", "sparse", "tail_only", "recompute", "delta", "matched",
-                             "recovery_sparse_%", "recovery_delta_%", "gain_delta"])
+    text += (
+        f"Checkpoint `{checkpoint}`. Mean RULER-synth score (string_match_all x 100) over the "
+        f"{n_tasks} tasks; sinks = {sinks}, gamma = {gamma}, dense tail = N mod gamma + "
+        f"max({tail_min}, gamma). `matched` = sink_window with the budget-matched window "
+        f"W + N/(2 gamma).\n\n"
+    )
+    text += md_table(
+        table,
+        [
+            "N",
+            "W",
+            "N/W",
+            "full",
+            "sparse",
+            "tail_only",
+            "recompute",
+            "delta",
+            "matched",
+            "recovery_sparse_%",
+            "recovery_delta_%",
+            "gain_delta",
+        ],
+    )
     text += "\n" + PAPER_NOTE + "\n\n![accuracy vs N/W](accuracy_vs_ratio.png)\n"
     written.append(write_text(dst / "accuracy.md", text))
 
     text = header("Answer-token NLL (LongPPL analogue)", meta)
-    text += ("Mean NLL per answer token under teacher forcing after the method's prefill (decode dense). "
-             "`gap closed` = (sparse - delta) / (sparse - full); the paper closes 50-75 % of the LongPPL gap.\n\n")
-    text += md_table(table, ["N", "W", "N/W", "nll_full", "nll_sparse", "nll_tail_only", "nll_recompute",
-                             "nll_delta", "nll_matched", "nll_gap_closed_%"], 3)
+    text += (
+        "Mean NLL per answer token under teacher forcing after the method's prefill (decode dense). "
+        "`gap closed` = (sparse - delta) / (sparse - full); the paper closes 50-75 % of the LongPPL gap.\n\n"
+    )
+    text += md_table(
+        table,
+        [
+            "N",
+            "W",
+            "N/W",
+            "nll_full",
+            "nll_sparse",
+            "nll_tail_only",
+            "nll_recompute",
+            "nll_delta",
+            "nll_matched",
+            "nll_gap_closed_%",
+        ],
+        3,
+    )
     written.append(write_text(dst / "nll.md", text))
 
     n_max = max(lengths)
@@ -166,8 +203,14 @@ def write_grid_tables(src: Path, dst: Path) -> list[Path]:
     intrinsic = []
     for w in small_windows:
         for kind in ("sparse", "tail_only", "recompute", "delta", "recompute_notail", "delta_notail"):
-            sel = [r for r in rows if r["length"] == n_max and kind_of(r) == kind and r["window"] == w
-                   and (kind == "sparse" or (r["gamma"] == gamma and r["tail_min"] == tail_min))]
+            sel = [
+                r
+                for r in rows
+                if r["length"] == n_max
+                and kind_of(r) == kind
+                and r["window"] == w
+                and (kind == "sparse" or (r["gamma"] == gamma and r["tail_min"] == tail_min))
+            ]
             if sel:
                 row = {"W": w, "method": kind}
                 for k in layer_keys:
@@ -175,10 +218,12 @@ def write_grid_tables(src: Path, dst: Path) -> list[Path]:
                     row["spearman_L" + k[5:]] = mean([float(r["spearman_L" + k[5:]]) for r in sel])
                 intrinsic.append(row)
     text = header(f"Per-layer agreement with full attention at N = {n_max} (paper Figs. 3, 9)", meta)
-    text += ("Last 32 prompt queries, mean over tasks and samples: `cos_L*` = cosine similarity of the attention "
-             "outputs to the full run's; `spearman_L*` = Spearman correlation of dense attention rows from the "
-             "method's own q, k with the full run's rows (layer 0 is 1 by construction: its q, k come from the "
-             "embeddings).\n\n")
+    text += (
+        "Last 32 prompt queries, mean over tasks and samples: `cos_L*` = cosine similarity of the attention "
+        "outputs to the full run's; `spearman_L*` = Spearman correlation of dense attention rows from the "
+        "method's own q, k with the full run's rows (layer 0 is 1 by construction: its q, k come from the "
+        "embeddings).\n\n"
+    )
     text += md_table(intrinsic, ["W", "method"] + [c for k in layer_keys for c in (k, "spearman_L" + k[5:])], 3)
     written.append(write_text(dst / "intrinsic.md", text))
 
@@ -187,37 +232,65 @@ def write_grid_tables(src: Path, dst: Path) -> list[Path]:
         if kind_of(r) in ("recompute", "delta"):
             cells[(r["length"], r["window"], r["gamma"], r["tail_min"], r["mode"])].append(float(r["score"]))
     sweep_keys = sorted({k[:4] for k in cells})
-    n_sweep = max((k[0] for k in sweep_keys if len({kk[2] for kk in sweep_keys if kk[0] == k[0]}) > 1),
-                  default=n_max)
+    n_sweep = max((k[0] for k in sweep_keys if len({kk[2] for kk in sweep_keys if kk[0] == k[0]}) > 1), default=n_max)
     w_sweep = sweep_window(n_sweep, windows)
     gamma_rows = []
-    for (n, w, g, tmin) in sweep_keys:
+    for n, w, g, tmin in sweep_keys:
         if n != n_sweep or w != w_sweep:
             continue
         pairs = pair_counts(n, w, sinks, g, tmin)  # exact integer counts of the attention's own accounting
-        gamma_rows.append({"gamma": g, "tail_min": tmin, "recompute": mean(cells[(n, w, g, tmin, "recompute")]),
-                           "delta": mean(cells[(n, w, g, tmin, "delta")]),
-                           "pairs_vs_full_%": 100 * pairs["total"] / pairs["full"],
-                           "anchor_pairs_vs_full_%": 100 * pairs["anchors"] / pairs["full"]})
+        gamma_rows.append(
+            {
+                "gamma": g,
+                "tail_min": tmin,
+                "recompute": mean(cells[(n, w, g, tmin, "recompute")]),
+                "delta": mean(cells[(n, w, g, tmin, "delta")]),
+                "pairs_vs_full_%": 100 * pairs["total"] / pairs["full"],
+                "anchor_pairs_vs_full_%": 100 * pairs["anchors"] / pairs["full"],
+            }
+        )
     text = header(f"Gamma sweep and dense-tail ablation at N = {n_sweep}, W = {w_sweep}", meta)
-    text += ("Mean score over tasks. `pairs_vs_full` = query-key pairs computed (sparse + anchors + tail) over causal "
-             "full attention; anchors alone cost about 1/gamma of it.\n\n")
-    text += md_table(gamma_rows, ["gamma", "tail_min", "recompute", "delta", "pairs_vs_full_%",
-                                  "anchor_pairs_vs_full_%"])
+    text += (
+        "Mean score over tasks. `pairs_vs_full` = query-key pairs computed (sparse + anchors + tail) over causal "
+        "full attention; anchors alone cost about 1/gamma of it.\n\n"
+    )
+    text += md_table(
+        gamma_rows, ["gamma", "tail_min", "recompute", "delta", "pairs_vs_full_%", "anchor_pairs_vs_full_%"]
+    )
     written.append(write_text(dst / "gamma.md", text))
     if any(r["delta_notail"] is not None for r in table):
         text = header("Delta without the dense tail (the paper's description, tail=false)", meta)
-        text += ("Mean score over tasks and answer NLL. `*_notail`: every query after the sparse prefill is corrected "
-                 "from its anchor (delta) or only the anchors are exact (recompute); no query is computed densely "
-                 "except the anchors, so the first answer token comes from a corrected row. Columns with the tail "
-                 f"(tail = N mod gamma + max({tail_min}, gamma) dense rows) repeat `accuracy.md`.\n\n")
-        text += md_table(table, ["N", "W", "N/W", "full", "sparse", "recompute_notail", "delta_notail", "tail_only",
-                                 "recompute", "delta"])
-        text += "\n" + md_table(table, ["N", "W", "nll_full", "nll_sparse", "nll_recompute_notail",
-                                        "nll_delta_notail", "nll_tail_only", "nll_delta"], 3)
+        text += (
+            "Mean score over tasks and answer NLL. `*_notail`: every query after the sparse prefill is corrected "
+            "from its anchor (delta) or only the anchors are exact (recompute); no query is computed densely "
+            "except the anchors, so the first answer token comes from a corrected row. Columns with the tail "
+            f"(tail = N mod gamma + max({tail_min}, gamma) dense rows) repeat `accuracy.md`.\n\n"
+        )
+        text += md_table(
+            table,
+            ["N", "W", "N/W", "full", "sparse", "recompute_notail", "delta_notail", "tail_only", "recompute", "delta"],
+        )
+        text += "\n" + md_table(
+            table,
+            [
+                "N",
+                "W",
+                "nll_full",
+                "nll_sparse",
+                "nll_recompute_notail",
+                "nll_delta_notail",
+                "nll_tail_only",
+                "nll_delta",
+            ],
+            3,
+        )
         written.append(write_text(dst / "notail.md", text))
-    written.append(write_text(dst / "run.json", json.dumps(
-        {"command": COMMAND, "argv": meta["argv"], "checkpoint": checkpoint}, indent=2) + "\n"))
+    written.append(
+        write_text(
+            dst / "run.json",
+            json.dumps({"command": COMMAND, "argv": meta["argv"], "checkpoint": checkpoint}, indent=2) + "\n",
+        )
+    )
     return written
 
 
@@ -232,24 +305,34 @@ def write_locality_tables(src: Path, dst: Path) -> list[Path]:
     written = []
     if (src / f"{QUERY_LOCALITY}.csv").is_file():
         meta = read_meta(src / f"{QUERY_LOCALITY}.meta.json")
-        text = header(f"Delta's locality assumption inside the decoder (N = {meta['length']}, W = {meta['window']}, "
-                      f"gamma = {meta['gamma']})", meta)
-        text += (f"Checkpoint `{meta['checkpoint']}`; {meta['prompts_per_task']} test prompts per task, q, k, v of the "
-                 f"full-attention run, all heads. D = dense - sparse output (sinks = {meta['sinks']}); Delta replaces "
-                 "D_t by its anchor's D_a. `err_after_correction` = sum ||D_t - D_a||^2 / sum ||D_t||^2 over "
-                 "non-anchor queries beyond the first window: below 1 the correction moves a row towards full "
-                 "attention, above 1 away from it. Synthetic rows: random keys and values, queries i.i.d. or AR(1) "
-                 "(as in `locality.md`), same N, W, gamma.\n\n")
-        text += md_table(read_rows(src / f"{QUERY_LOCALITY}.csv"),
-                         ["queries", "err_after_correction", "cos_D_t_D_a", "cos_q_t_next", "cos_q_t_anchor"], 3)
+        text = header(
+            f"Delta's locality assumption inside the decoder (N = {meta['length']}, W = {meta['window']}, "
+            f"gamma = {meta['gamma']})",
+            meta,
+        )
+        text += (
+            f"Checkpoint `{meta['checkpoint']}`; {meta['prompts_per_task']} test prompts per task, q, k, v of the "
+            f"full-attention run, all heads. D = dense - sparse output (sinks = {meta['sinks']}); Delta replaces "
+            "D_t by its anchor's D_a. `err_after_correction` = sum ||D_t - D_a||^2 / sum ||D_t||^2 over "
+            "non-anchor queries beyond the first window: below 1 the correction moves a row towards full "
+            "attention, above 1 away from it. Synthetic rows: random keys and values, queries i.i.d. or AR(1) "
+            "(as in `locality.md`), same N, W, gamma.\n\n"
+        )
+        text += md_table(
+            read_rows(src / f"{QUERY_LOCALITY}.csv"),
+            ["queries", "err_after_correction", "cos_D_t_D_a", "cos_q_t_next", "cos_q_t_anchor"],
+            3,
+        )
         written.append(write_text(dst / f"{QUERY_LOCALITY}.md", text))
     if (src / f"{LOCALITY}.csv").is_file():
         meta = read_meta(src / f"{LOCALITY}.meta.json")
         text = header("Delta locality sanity check (notes 1.7): no model", meta)
-        text += (f"Random keys/values, N = {meta['length']}, d = {meta['dim']}, {meta['sinks']} sinks, "
-                 f"W = {meta['window']}, gamma = {meta['gamma']}; mean cosine similarity of each method's output to "
-                 "full causal attention. The notes' numpy check gave 0.44/0.48/0.45 (i.i.d.), 0.39/0.43/0.54 "
-                 "(rho 0.9), 0.54/0.57/0.75 (rho 0.99).\n\n")
+        text += (
+            f"Random keys/values, N = {meta['length']}, d = {meta['dim']}, {meta['sinks']} sinks, "
+            f"W = {meta['window']}, gamma = {meta['gamma']}; mean cosine similarity of each method's output to "
+            "full causal attention. The notes' numpy check gave 0.44/0.48/0.45 (i.i.d.), 0.39/0.43/0.54 "
+            "(rho 0.9), 0.54/0.57/0.75 (rho 0.99).\n\n"
+        )
         text += md_table(read_rows(src / f"{LOCALITY}.csv"), ["queries", "sparse", "recompute", "delta"], 3)
         written.append(write_text(dst / f"{LOCALITY}.md", text))
     return written

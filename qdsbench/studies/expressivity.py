@@ -22,8 +22,13 @@ from qdsbench.tables import markdown_table, read_csv, write_csv, write_text
 
 OUT = REPO_ROOT / "results" / "qds"
 FIELDS = ["analysis", "operator", "value", "paper"]
-PAPER_SOUNDNESS = {"softmax": "1.12 ± 0.3", "sinkhorn(3)": "0.84 ± 0.3", "sinkhorn(21)": "0.23 ± 0.2",
-                   "qr": "< 2e-4", "qontot": "< 5e-6"}
+PAPER_SOUNDNESS = {
+    "softmax": "1.12 ± 0.3",
+    "sinkhorn(3)": "0.84 ± 0.3",
+    "sinkhorn(21)": "0.23 ± 0.2",
+    "qr": "< 2e-4",
+    "qontot": "< 5e-6",
+}
 PAPER_UNIQUE = {"sinkhorn(21)": 621, "qontot": 625, "qr": 381}
 
 
@@ -34,20 +39,25 @@ def operators(n: int, layers: int = 16, n_aux: int = 4) -> dict:
         "sinkhorn(3)": attention.create("sinkhorn", n_iter=3),
         "sinkhorn(21)": attention.create("sinkhorn", n_iter=21),
         "qr": attention.create("qr"),
-        "qontot": attention.create("qontot", n_data_qubits=q_d, n_aux_qubits=n_aux, layers=layers,
-                                   dtype="complex128"),
+        "qontot": attention.create("qontot", n_data_qubits=q_d, n_aux_qubits=n_aux, layers=layers, dtype="complex128"),
     }
 
 
 def expressivity_markdown(rows: list[dict], meta: dict) -> str:
     """expressivity.md: the command, the settings, and one row per (analysis, operator)."""
-    lines = ["# QDSFormer expressivity analysis", "",
-             f"Command: `.venv/bin/python scripts/qds_expressivity.py --matrices {meta['matrices']} --range-samples "
-             f"{meta['range_samples']}` ({meta['seconds']:.0f} s). Inputs: N(0,1) score matrices (the paper's "
-             "trained-Sinkformer inputs are not published); QontOT: 16 layers, q_a = 4 (8x8) and 8 layers, q_a = 3 "
-             "(4x4 diversity); hypersphere family: our construction (see qdsbench/paper/expressivity.py).", "",
-             "Figures: `figures/info_vs_entropy.png` (Fig. 2B analogue), `figures/cell_range_layers_qubits.png` "
-             "(Fig. A4 analogue).", "", markdown_table(rows, FIELDS, {"value": "ours"})]
+    lines = [
+        "# QDSFormer expressivity analysis",
+        "",
+        f"Command: `.venv/bin/python scripts/qds_expressivity.py --matrices {meta['matrices']} --range-samples "
+        f"{meta['range_samples']}` ({meta['seconds']:.0f} s). Inputs: N(0,1) score matrices (the paper's "
+        "trained-Sinkformer inputs are not published); QontOT: 16 layers, q_a = 4 (8x8) and 8 layers, q_a = 3 "
+        "(4x4 diversity); hypersphere family: our construction (see qdsbench/paper/expressivity.py).",
+        "",
+        "Figures: `figures/info_vs_entropy.png` (Fig. 2B analogue), `figures/cell_range_layers_qubits.png` "
+        "(Fig. A4 analogue).",
+        "",
+        markdown_table(rows, FIELDS, {"value": "ours"}),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -87,18 +97,42 @@ def main(argv: list[str] | None = None) -> None:
         frob = (p.double() - scores).flatten(1).norm(dim=-1)
         ent = ex.row_entropy(p)
         info[name] = (frob, ent)
-        rows.append({"analysis": "soundness (8x8, N(0,1) scores)", "operator": name,
-                     "value": f"{dist.mean():.3g} ± {dist.std():.2g}", "paper": PAPER_SOUNDNESS.get(name, "—")})
-        rows.append({"analysis": "info preservation ‖P − S‖_F (8x8)", "operator": name,
-                     "value": f"{frob.mean():.3f} ± {frob.std():.2f}", "paper": "Fig. 2B (plot only)"})
-        rows.append({"analysis": "mean row entropy (8x8, max ln 8 = 2.079)", "operator": name,
-                     "value": f"{ent.mean():.3f} ± {ent.std():.2f}", "paper": "Fig. 2B (plot only)"})
+        rows.append(
+            {
+                "analysis": "soundness (8x8, N(0,1) scores)",
+                "operator": name,
+                "value": f"{dist.mean():.3g} ± {dist.std():.2g}",
+                "paper": PAPER_SOUNDNESS.get(name, "—"),
+            }
+        )
+        rows.append(
+            {
+                "analysis": "info preservation ‖P − S‖_F (8x8)",
+                "operator": name,
+                "value": f"{frob.mean():.3f} ± {frob.std():.2f}",
+                "paper": "Fig. 2B (plot only)",
+            }
+        )
+        rows.append(
+            {
+                "analysis": "mean row entropy (8x8, max ln 8 = 2.079)",
+                "operator": name,
+                "value": f"{ent.mean():.3f} ± {ent.std():.2f}",
+                "paper": "Fig. 2B (plot only)",
+            }
+        )
 
     family = ex.hypersphere_family()
     for name, op in operators(4, layers=8, n_aux=3).items():
         unique = ex.count_unique(ex.apply(op, family))
-        rows.append({"analysis": "diversity: unique DSMs of 625 hypersphere matrices (4x4)", "operator": name,
-                     "value": str(unique), "paper": str(PAPER_UNIQUE.get(name, "—"))})
+        rows.append(
+            {
+                "analysis": "diversity: unique DSMs of 625 hypersphere matrices (4x4)",
+                "operator": name,
+                "value": str(unique),
+                "paper": str(PAPER_UNIQUE.get(name, "—")),
+            }
+        )
 
     fig, ax = plt.subplots(figsize=(5, 4))
     for name, (frob, ent) in info.items():
@@ -115,14 +149,21 @@ def main(argv: list[str] | None = None) -> None:
     grid = {}
     for n_aux in (1, 2, 3, 4):
         for layers in (1, 2, 4, 8, 16):
+
             def make(seed, n_aux=n_aux, layers=layers):
-                return attention.create("qontot", n_data_qubits=2, n_aux_qubits=n_aux, layers=layers,
-                                        theta_seed=seed, dtype="complex128")
+                return attention.create(
+                    "qontot", n_data_qubits=2, n_aux_qubits=n_aux, layers=layers, theta_seed=seed, dtype="complex128"
+                )
 
             grid[(n_aux, layers)] = ex.cell_range(make, fixed, args.range_samples)
-            rows.append({"analysis": f"per-cell range over {args.range_samples} theta draws (4x4, Fig. A4)",
-                         "operator": f"qontot q_a={n_aux} layers={layers}", "value": f"{grid[(n_aux, layers)]:.3f}",
-                         "paper": "layers help more than aux qubits"})
+            rows.append(
+                {
+                    "analysis": f"per-cell range over {args.range_samples} theta draws (4x4, Fig. A4)",
+                    "operator": f"qontot q_a={n_aux} layers={layers}",
+                    "value": f"{grid[(n_aux, layers)]:.3f}",
+                    "paper": "layers help more than aux qubits",
+                }
+            )
     fig, ax = plt.subplots(figsize=(5, 4))
     for n_aux in (1, 2, 3, 4):
         ax.plot([1, 2, 4, 8, 16], [grid[(n_aux, L)] for L in (1, 2, 4, 8, 16)], marker="o", label=f"q_a={n_aux}")

@@ -25,8 +25,16 @@ from qdsbench.convert import convert_and_evaluate
 from qdsbench.tables import markdown_table, read_csv, write_csv, write_text
 
 OUT = REPO_ROOT / "results" / "monarch"
-COLUMNS = ["backend", "options", "layers", "accuracy (orig)", "rel. output error", "row KL", "FLOPs vs softmax",
-           "analytic = measured"]
+COLUMNS = [
+    "backend",
+    "options",
+    "layers",
+    "accuracy (orig)",
+    "rel. output error",
+    "row KL",
+    "FLOPs vs softmax",
+    "analytic = measured",
+]
 
 
 def grid() -> list[tuple[dict, str]]:
@@ -52,8 +60,17 @@ def ensure_trained(run_dir: Path, overrides: Sequence[str] = ()) -> None:
     if (Path(run_dir) / "summary.json").is_file():
         return
     print(f"no finished run at {run_dir}: training it (experiment=monarch/vit_long)", flush=True)
-    subprocess.run([str(Path(sys.executable).parent / "qdsbench-train"), "experiment=monarch/vit_long", "logger=csv",
-                    f"hydra.run.dir={run_dir}", *overrides], check=True, cwd=REPO_ROOT)
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "qdsbench-train"),
+            "experiment=monarch/vit_long",
+            "logger=csv",
+            f"hydra.run.dir={run_dir}",
+            *overrides,
+        ],
+        check=True,
+        cwd=REPO_ROOT,
+    )
 
 
 def plot(csv_path: Path, png_path: Path) -> None:
@@ -85,21 +102,35 @@ def plot(csv_path: Path, png_path: Path) -> None:
 
 def conversion_markdown(rows: list[dict], meta: dict) -> str:
     """conversion.md: every value as the grid's CSV record holds it, a missing one as an em dash."""
-    cells = [{"backend": r["backend"], "options": r["options"] or "", "layers": r["layers"],
-              "accuracy (orig)": f"{r['accuracy']} ({r['original_accuracy']})",
-              "rel. output error": str(r["mean_rel_output_error"]),
-              "row KL": None if r["mean_row_kl"] is None else str(r["mean_row_kl"]),
-              "FLOPs vs softmax": str(r["flops_ratio_vs_softmax"]),
-              "analytic = measured": None if r["analytic_matches_measured"] is None
-              else str(r["analytic_matches_measured"])} for r in rows]
-    lines = ["# Zero-shot conversion of a softmax ViT (197 tokens) to MonarchAttention and efficient baselines", "",
-             f"Command: `.venv/bin/python scripts/monarch_grid.py {meta['run_dir']} --max-samples "
-             f"{meta['max_samples']}` ({meta['minutes']:.1f} min); the run: "
-             "`qdsbench-train experiment=monarch/vit_long` (MNIST, 2x2 patches, dim 64, 4 layers, 2 heads, "
-             "10k images x 3 epochs). FLOPs: attention bmm FLOPs of "
-             "the swapped backends over all layers, measured with torch FlopCounterMode; ratio vs softmax "
-             "attention (4 N^2 d per head).", "", markdown_table(cells, COLUMNS), "",
-             "![accuracy vs FLOPs](accuracy_vs_flops.png)"]
+    cells = [
+        {
+            "backend": r["backend"],
+            "options": r["options"] or "",
+            "layers": r["layers"],
+            "accuracy (orig)": f"{r['accuracy']} ({r['original_accuracy']})",
+            "rel. output error": str(r["mean_rel_output_error"]),
+            "row KL": None if r["mean_row_kl"] is None else str(r["mean_row_kl"]),
+            "FLOPs vs softmax": str(r["flops_ratio_vs_softmax"]),
+            "analytic = measured": None
+            if r["analytic_matches_measured"] is None
+            else str(r["analytic_matches_measured"]),
+        }
+        for r in rows
+    ]
+    lines = [
+        "# Zero-shot conversion of a softmax ViT (197 tokens) to MonarchAttention and efficient baselines",
+        "",
+        f"Command: `.venv/bin/python scripts/monarch_grid.py {meta['run_dir']} --max-samples "
+        f"{meta['max_samples']}` ({meta['minutes']:.1f} min); the run: "
+        "`qdsbench-train experiment=monarch/vit_long` (MNIST, 2x2 patches, dim 64, 4 layers, 2 heads, "
+        "10k images x 3 epochs). FLOPs: attention bmm FLOPs of "
+        "the swapped backends over all layers, measured with torch FlopCounterMode; ratio vs softmax "
+        "attention (4 N^2 d per head).",
+        "",
+        markdown_table(cells, COLUMNS),
+        "",
+        "![accuracy vs FLOPs](accuracy_vs_flops.png)",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -120,10 +151,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--max-samples", type=int, default=1000)
     parser.add_argument("--plot-only", action="store_true", help="redraw the figure from conversion.csv")
-    parser.add_argument("--train", action="store_true",
-                        help="train run_dir first (experiment=monarch/vit_long) if it has no finished run")
-    parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
-                        help="Hydra override for that training (repeatable; e.g. the smoke protocol's tiny run)")
+    parser.add_argument(
+        "--train",
+        action="store_true",
+        help="train run_dir first (experiment=monarch/vit_long) if it has no finished run",
+    )
+    parser.add_argument(
+        "--train-override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Hydra override for that training (repeatable; e.g. the smoke protocol's tiny run)",
+    )
     parser.add_argument("--out", type=Path, default=OUT, help="default: results/monarch")
     args = parser.parse_args(argv)
     out = args.out
@@ -137,15 +176,25 @@ def main(argv: list[str] | None = None) -> None:
         r = convert_and_evaluate(args.run_dir, backend, layers, args.max_samples)
         kl = [x for x in r["row_kl"] if x]
         options = ", ".join(f"{k}={v}" for k, v in backend.items() if k not in ("name", "pad", "redraw"))
-        rows.append({"backend": backend["name"], "options": options, "layers": layers, "samples": r["samples"],
-                     "accuracy": round(r["accuracy"], 4), "original_accuracy": round(r["original_accuracy"], 4),
-                     "mean_rel_output_error": round(sum(r["relative_output_error"]) / len(r["relative_output_error"]),
-                                                    4),
-                     "mean_row_kl": round(sum(kl) / len(kl), 4) if kl else None,
-                     "flops_measured": r["attention_flops_measured"],
-                     "flops_ratio_vs_softmax": round(r["attention_flops_measured"] / r["softmax_attention_flops"], 3),
-                     "analytic_matches_measured": (r["attention_flops_analytic"] == r["attention_flops_measured"]
-                                                   if r["attention_flops_analytic"] is not None else None)})
+        rows.append(
+            {
+                "backend": backend["name"],
+                "options": options,
+                "layers": layers,
+                "samples": r["samples"],
+                "accuracy": round(r["accuracy"], 4),
+                "original_accuracy": round(r["original_accuracy"], 4),
+                "mean_rel_output_error": round(sum(r["relative_output_error"]) / len(r["relative_output_error"]), 4),
+                "mean_row_kl": round(sum(kl) / len(kl), 4) if kl else None,
+                "flops_measured": r["attention_flops_measured"],
+                "flops_ratio_vs_softmax": round(r["attention_flops_measured"] / r["softmax_attention_flops"], 3),
+                "analytic_matches_measured": (
+                    r["attention_flops_analytic"] == r["attention_flops_measured"]
+                    if r["attention_flops_analytic"] is not None
+                    else None
+                ),
+            }
+        )
         print(rows[-1], flush=True)
     write_csv(out / "conversion.csv", rows, lineterminator="\r\n")
     meta = {"run_dir": str(args.run_dir), "max_samples": args.max_samples, "minutes": (time.time() - started) / 60}

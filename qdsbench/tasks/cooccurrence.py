@@ -24,8 +24,15 @@ OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
 
 @register("cooccurrence")
 class CooccurrenceTask(pl.LightningModule):
-    def __init__(self, net: nn.Module, max_epochs: int, optimizer: dict[str, Any] | None = None,
-                 attn_lr_mult: float = 1.0, log_every: int = 25, dense_steps: int = 300):
+    def __init__(
+        self,
+        net: nn.Module,
+        max_epochs: int,
+        optimizer: dict[str, Any] | None = None,
+        attn_lr_mult: float = 1.0,
+        log_every: int = 25,
+        dense_steps: int = 300,
+    ):
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
         self.net = net

@@ -35,8 +35,15 @@ def lr_factor(schedule: str, epoch: int, max_epochs: int) -> float:
 
 
 class ForecastingTask(pl.LightningModule):
-    def __init__(self, net: nn.Module, max_epochs: int, lr: float = 5e-4, loss: str = "weighted_l1",
-                 loss_alpha: float = 0.5, lr_schedule: str = "type1"):
+    def __init__(
+        self,
+        net: nn.Module,
+        max_epochs: int,
+        lr: float = 5e-4,
+        loss: str = "weighted_l1",
+        loss_alpha: float = 0.5,
+        lr_schedule: str = "type1",
+    ):
         super().__init__()
         for label, value, choices in (("loss", loss, LOSSES), ("lr_schedule", lr_schedule, LR_SCHEDULES)):
             if value not in choices:
@@ -89,8 +96,9 @@ class ForecastingTask(pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
-        schedule = LambdaLR(optimizer, lambda e: lr_factor(self.hparams.lr_schedule, e - 1, self.hparams.max_epochs)
-                            if e > 0 else 1.0)
+        schedule = LambdaLR(
+            optimizer, lambda e: lr_factor(self.hparams.lr_schedule, e - 1, self.hparams.max_epochs) if e > 0 else 1.0
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
 
 

@@ -26,9 +26,18 @@ def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 @register("language_model")
 class LanguageModelTask(pl.LightningModule):
-    def __init__(self, net: nn.Module, max_epochs: int = 1, lr: float = 1e-3, weight_decay: float = 0.01,
-                 warmup_steps: int = 100, total_steps: int = 1000, min_lr_ratio: float = 0.1,
-                 context_weight: float = 0.1, pad_id: int = 0):
+    def __init__(
+        self,
+        net: nn.Module,
+        max_epochs: int = 1,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 100,
+        total_steps: int = 1000,
+        min_lr_ratio: float = 0.1,
+        context_weight: float = 0.1,
+        pad_id: int = 0,
+    ):
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
         self.net = net
@@ -45,8 +54,12 @@ class LanguageModelTask(pl.LightningModule):
         answer_loss = nll[answer].mean()
         context_loss = nll[context].mean()
         correct = (logits.argmax(-1) == targets) | ~answer
-        return {"loss": answer_loss + self.hparams.context_weight * context_loss, "answer_loss": answer_loss,
-                "context_loss": context_loss, "answer_exact": correct.all(-1).float().mean()}
+        return {
+            "loss": answer_loss + self.hparams.context_weight * context_loss,
+            "answer_loss": answer_loss,
+            "context_loss": context_loss,
+            "answer_exact": correct.all(-1).float().mean(),
+        }
 
     def training_step(self, batch, batch_idx):
         out = self.losses(batch)
@@ -76,8 +89,9 @@ class LanguageModelTask(pl.LightningModule):
         h = self.hparams
         decay = [p for name, p in self.net.named_parameters() if p.dim() >= 2]
         no_decay = [p for name, p in self.net.named_parameters() if p.dim() < 2]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": h.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=h.lr)
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": h.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=h.lr
+        )
 
         def factor(step: int) -> float:
             if step < h.warmup_steps:

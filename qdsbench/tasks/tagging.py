@@ -21,8 +21,13 @@ IGNORE = -100
 
 @register("tagging")
 class TaggingTask(pl.LightningModule):
-    def __init__(self, net: nn.Module, max_epochs: int, optimizer: dict[str, Any] | None = None,
-                 query_types: dict[int, str] | None = None):
+    def __init__(
+        self,
+        net: nn.Module,
+        max_epochs: int,
+        optimizer: dict[str, Any] | None = None,
+        query_types: dict[int, str] | None = None,
+    ):
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
         self.net = net
@@ -42,15 +47,27 @@ class TaggingTask(pl.LightningModule):
             raise NonFiniteLossError(f"{stage} loss is {loss.item()} at step {self.global_step}; lower the lr")
         valid = labels != IGNORE
         correct = (logits.argmax(-1) == labels) & valid
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
-                 batch_size=int(valid.sum()))
-        self.log(f"{stage}/acc", correct.sum() / valid.sum().clamp_min(1), on_step=False, on_epoch=True,
-                 prog_bar=True, batch_size=int(valid.sum()))
+        self.log(
+            f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=int(valid.sum())
+        )
+        self.log(
+            f"{stage}/acc",
+            correct.sum() / valid.sum().clamp_min(1),
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=int(valid.sum()),
+        )
         for kind, name in self.query_types.items():
             where = valid & (qtype == kind)
             if where.any():
-                self.log(f"{stage}/acc_{name}", correct[where].float().mean(), on_step=False, on_epoch=True,
-                         batch_size=int(where.sum()))
+                self.log(
+                    f"{stage}/acc_{name}",
+                    correct[where].float().mean(),
+                    on_step=False,
+                    on_epoch=True,
+                    batch_size=int(where.sum()),
+                )
         return loss
 
     def training_step(self, batch, batch_idx):
