@@ -43,11 +43,14 @@ test: install ## install, then the fast test suite (TEST_JOBS=2 processes; a tes
 test-full: install ## every test, slow ones included
 	$(PY) -m pytest -q $(ARGS)
 
-lint: install ## ruff lint (line length 120, imports, pyupgrade, bugbear); code is wrapped by hand, not ruff format
-	$(VENV)/bin/ruff check qdsbench tests scripts
+LINT_PATHS := qdsbench tests scripts
+lint: install ## ruff check (imports, pyupgrade, bugbear) and ruff format --check: what CI and pre-commit enforce
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 
-format: install ## ruff's safe autofixes (import order, pyupgrade)
-	$(VENV)/bin/ruff check --fix qdsbench tests scripts
+format: install ## apply ruff's safe fixes and ruff format (line length 120), the project's one formatter
+	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
+	$(VENV)/bin/ruff format $(LINT_PATHS)
 
 bench: install ## attention backend benchmark -> results/bench/
 	$(PY) scripts/bench_attention.py

@@ -29,6 +29,20 @@ def test_ci_calls_make_test():
     assert re.search(r"^\s*make test\b", ci, flags=re.M)
 
 
+def test_ci_enforces_the_style_that_pre_commit_applies():
+    """One formatter, checked in CI: `.ci/run` calls `make lint`, which runs ruff check and ruff format --check on the
+    same paths the pre-commit hooks cover."""
+    ci = (REPO_ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^\s*make lint\b", ci, flags=re.M)
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    lint_recipe = re.search(r"^lint:.*\n((?:\t.*\n)+)", makefile, flags=re.M).group(1)
+    assert "ruff check" in lint_recipe and "ruff format --check" in lint_recipe
+    hooks = (REPO_ROOT / ".pre-commit-config.yaml").read_text()
+    assert "ruff check" in hooks and "ruff format" in hooks
+    paths = re.search(r"^LINT_PATHS := (.+)$", makefile, flags=re.M).group(1).split()
+    assert f"files: ^({'|'.join(paths)})/" in hooks
+
+
 def test_required_layout_exists():
     for name in ("conf", "qdsbench", "scripts", "results", "tests", "pyproject.toml", "Makefile", "README.md"):
         assert (REPO_ROOT / name).exists(), name
