@@ -11,23 +11,26 @@ import os
 from pathlib import Path
 from typing import Any
 
-
-class RunRecordWriteError(OSError):
-    """The run directory cannot be written (read-only, disk full): one line, and the old file is intact."""
+from qdsbench.errors import RunRecordWriteError
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file, then rename: readers see the old or the new content, never half of one."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w") as fh:
-            fh.write(text)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise RunRecordWriteError(err.errno, f"cannot write {path}: {err.strerror or err}") from err
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
 
 
 def atomic_write_json(path: Path, payload: Any) -> None:

@@ -285,3 +285,34 @@ def test_interrupted_run_resumes_from_its_checkpoint(small_campaign):
     record = small_campaign.records[unit.uid]
     assert record["resumed"] == 1 and record["epochs"] == 3, said
     assert (small_campaign.results / "olinear" / "smoke" / "ili.md").is_file()
+
+
+def test_a_table_figure_draws_the_tables_own_means_and_spreads(tmp_path):
+    """figure: true draws, per column value and horizon, exactly the mean and seed std the table's CSV holds; a table
+    with no measured cell draws nothing."""
+    from qdsbench.campaign import figures
+    from qdsbench.tables import read_csv
+
+    campaign = Campaign("olinear", "paper", check_data=False)
+    spec = campaign.manifest.tables["ili"]
+    units = table_units(campaign.manifest, "ili", "paper")
+    labels = {u.group: campaign.labels(u) for u in units}
+    rows = tables.build_rows(campaign.manifest, "ili", "paper", campaign.records, labels, [])
+    drawn = {
+        (label, int(x)): (cell["mean"], cell["std"], cell["n"])
+        for label, points in figures.series(rows, spec, "test/mse").items()
+        for x, cell in points
+        if cell["mean"] is not None
+    }
+    table = {
+        (r["model.name"], int(r["data.pred_len"])): (float(r["test/mse:mean"]), float(r["test/mse:std"]), 5)
+        for r in read_csv(REPO_ROOT / "results" / "olinear" / "ili.csv")
+        if r["data.pred_len"] != "avg" and r["test/mse:mean"] is not None and r["model.name"] != "itransformer"
+    }
+    assert table and all(drawn[key] == value for key, value in table.items())
+    assert [x for x, _ in figures.series(rows, spec, "test/mse")["olinear"]] == [24, 36, 48, 60]  # ordered by horizon
+    empty = [
+        {**r, "test/mse": {**r["test/mse"], "mean": None}, "test/mae": {**r["test/mae"], "mean": None}} for r in rows
+    ]
+    assert figures.plot_over(empty, spec, "t", tmp_path / "x.png") is None and not (tmp_path / "x.png").exists()
+    assert figures.plot_over(rows, spec, "t", tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG"

@@ -25,8 +25,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from qdsbench.campaign import figures, tables
 from qdsbench.campaign import records as rec
-from qdsbench.campaign import tables
 from qdsbench.campaign.manifest import (
     RUN,
     STAGE,
@@ -105,7 +105,7 @@ class Campaign:
         key = f"{cfg.data.name}:{OmegaConf.select(cfg, 'data.data_dir')}"
         if key not in self._data_problems:
             from qdsbench.builders import build_datamodule
-            from qdsbench.data.errors import DatasetCorruptError, DatasetMissingError
+            from qdsbench.errors import DatasetCorruptError, DatasetMissingError
 
             try:
                 build_datamodule(cfg).prepare_data()
@@ -361,6 +361,11 @@ class Campaign:
             )
             written.append(path)
             say(f"wrote {path}")
+            if spec.get("figure"):  # the same rows as a figure over the averaged key (e.g. MSE vs horizon)
+                png = figures.plot_over(rows, spec, spec.title, figures.figure_path(path, spec.average_over))
+                if png:
+                    written.append(png)
+                    say(f"wrote {png}")
         return written
 
     def stage_root(self) -> Path:

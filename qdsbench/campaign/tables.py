@@ -17,6 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from qdsbench.campaign.figures import figure_path
 from qdsbench.campaign.manifest import Unit, planned_seeds, table_units
 from qdsbench.campaign.records import metric
 from qdsbench.tables import csv_text, write_text
@@ -207,6 +208,9 @@ def render(
         cells.append(row.get("note", ""))
         lines.append("| " + " | ".join(cells) + " |")
         flat_rows.append(flat)
+    if spec.get("figure") and any(row[m]["mean"] is not None for row in rows for m in metrics):
+        png = figure_path(Path(table), spec.average_over).name
+        lines += ["", f"![{', '.join(metrics)} vs {spec.average_over}, mean ± seed std]({png})"]
     return "\n".join(lines) + "\n", csv_text(flat_rows, fields)
 
 
