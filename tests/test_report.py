@@ -1,5 +1,6 @@
 """Run comparison: the collector, the offline W&B reader, config groups, studies, the HTML dashboard in a browser."""
 
+import base64
 import json
 import shutil
 import struct
@@ -353,6 +354,11 @@ def test_dashboard_in_chromium(report, tmp_path):
         wide = page.evaluate("""() => { const t = document.querySelector('.paper-table'); const box = t.parentElement;
             return [box.scrollWidth > box.clientWidth, document.documentElement.scrollWidth <= window.innerWidth]; }""")
         assert wide == [True, True]  # the wide campaign table scrolls inside its box, the page does not
+        page.locator('#paper-nav a[data-paper="olinear"]').click()
+        page.wait_for_function(
+            "[...document.querySelectorAll('#paper-olinear figure.table-figure img')]"
+            ".some(i => i.complete && i.naturalWidth > 0)"
+        )  # the table's figure decodes
         page.select_option("#filter-backend", "sdpa")
         assert rows.count() == 2
         assert page.evaluate("document.getElementById('fig-curves').data.length") == 2
@@ -376,3 +382,8 @@ def test_dashboard_shows_the_committed_campaign_tables_with_their_verdicts():
     assert ili["title"].startswith("ILI (setting S2)")
     assert any(n.startswith("Protocol **paper**") for n in ili["notes"])  # the protocol and what n means
     assert ("qds", "table1") in tables
+    # a table drawn as a figure (figure: true) carries that committed PNG, byte for byte
+    assert [f["name"] for f in ili["figures"]] == ["ili_vs_pred_len.png"]
+    png = (REPO_ROOT / "results" / "olinear" / "ili_vs_pred_len.png").read_bytes()
+    assert base64.b64decode(ili["figures"][0]["data"]) == png
+    assert tables[("qds", "table1")]["figures"] == []

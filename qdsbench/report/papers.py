@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 MAX_NOTE_LINES = 8
+MAX_FIGURE_BYTES = 2_000_000
 
 
 def _clean(value: Any) -> Any:
@@ -42,6 +44,7 @@ def paper_tables(results_dir: Path) -> list[dict[str, Any]]:
             if not any(c.endswith(":verdict") for c in frame.columns):  # campaign tables only
                 continue
             title, notes = _title_and_notes(path.with_suffix(".md"), path.stem)
+            figures = sorted(path.parent.glob(f"{path.stem}_vs_*.png"))  # the table drawn (figure: true)
             tables.append(
                 {
                     "paper": expected.parent.name,
@@ -50,6 +53,11 @@ def paper_tables(results_dir: Path) -> list[dict[str, Any]]:
                     "notes": notes,
                     "columns": list(frame.columns),
                     "rows": [[_clean(v) for v in row] for row in frame.itertuples(index=False)],
+                    "figures": [
+                        {"name": f.name, "data": base64.b64encode(f.read_bytes()).decode()}
+                        for f in figures
+                        if f.stat().st_size < MAX_FIGURE_BYTES
+                    ],
                 }
             )
     return tables

@@ -1,4 +1,4 @@
-"""Report JS: per-paper campaign tables (protocol, n, verdict badges; wide tables scroll) and run figures."""
+"""Report JS: per-paper campaign tables (protocol, n, verdict badges; wide tables scroll; their figures) and run figures."""
 
 # ruff: noqa: E501  (embedded JS)
 PAPERS_JS = """
@@ -8,7 +8,8 @@ function paperTable(t){
   const badge=v=>`<td><span class="badge ${v==="within"?"ok":(v==="outside"?"bad":"na")}">${esc(v||"n/a")}</span></td>`;
   return `<h4>${esc(t.title)}</h4>`+(t.notes||[]).map(n=>`<p class="note">${inlineMd(n)}</p>`).join("")+
     `<div class="scroll"><table class="paper-table" id="paper-${esc(t.paper)}-${esc(t.name)}"><thead><tr>`+t.columns.map(c=>`<th>${esc(c)}</th>`).join("")+
-    "</tr></thead><tbody>"+t.rows.map(r=>"<tr>"+r.map((v,i)=>verdicts.includes(i)?badge(v):td(v)).join("")+"</tr>").join("")+"</tbody></table></div>";
+    "</tr></thead><tbody>"+t.rows.map(r=>"<tr>"+r.map((v,i)=>verdicts.includes(i)?badge(v):td(v)).join("")+"</tr>").join("")+"</tbody></table></div>"+
+    (t.figures||[]).map(f=>`<figure class="table-figure"><img alt="${esc(f.name)}" src="data:image/png;base64,${f.data}"><figcaption>${esc(f.name)}</figcaption></figure>`).join("");
 }
 function showPaper(paper){
   document.querySelectorAll("#papers section.paper").forEach(s=>{s.hidden=s.dataset.paper!==paper;});
