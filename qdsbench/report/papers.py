@@ -44,7 +44,10 @@ def paper_tables(results_dir: Path) -> list[dict[str, Any]]:
             if not any(c.endswith(":verdict") for c in frame.columns):  # campaign tables only
                 continue
             title, notes = _title_and_notes(path.with_suffix(".md"), path.stem)
-            figures = sorted(path.parent.glob(f"{path.stem}_vs_*.png"))  # the table drawn (figure: true)
+            # the table drawn (figure: true) and its forecasts vs truth (the olinear predictions stage)
+            figures = sorted(path.parent.glob(f"{path.stem}_vs_*.png")) + sorted(
+                path.parent.glob(f"{path.stem}_predictions.png")
+            )
             tables.append(
                 {
                     "paper": expected.parent.name,
