@@ -1,7 +1,8 @@
 """QontOT simulator benchmark (issue 17): ms per 8x8 DSM of the paper's static circuit (q_d=3, q_a=4, 16 layers: 7
 qubits, 96 blocks), new vs previous simulator, qiskit and peers, against the FLOP bound (96 blocks x 4 complex MACs per
 entry of V at the rate of a batched complex64 128x128 matmul, timed in the same rounds); and a training step of the
-1-layer QDS ViT (batch 100, 28x28) vs softmax. Medians of interleaved rounds of CPU time (wall time in the csv).
+1-layer QDS ViT (batch 100, 28x28) vs softmax (the step alone, with its breakdown and FLOP floor:
+scripts/bench_qontot_step.py). Medians of interleaved rounds of CPU time (wall time in the csv).
 
     OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 .venv-bench/bin/python scripts/bench_qontot.py  # or .venv: no peers
 """

@@ -150,3 +150,71 @@ def test_backend_gradients_into_scores_and_theta_equal_the_reference():
     )
     for mine, theirs in zip(ours, reference):
         torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-10)
+
+
+def _dense_step_gate(blocks, angles, step, width):
+    """A fused gate as the plain product of its blocks, each embedded with torch.kron (qiskit order: local qubit p
+    is bit p, so I_high (x) g (x) I_low)."""
+    gate = torch.eye(2**width, dtype=torch.complex128)
+    for i, p in step.blocks:
+        g = simulator.block_matrices(angles[4 * i : 4 * i + 4], torch.complex128)
+        high, low = torch.eye(2 ** (width - p - 2)), torch.eye(2**p)
+        gate = torch.kron(torch.kron(high.to(g.dtype), g), low.to(g.dtype)) @ gate
+    return gate
+
+
+@pytest.mark.parametrize("k,layers,n_aux", [(7, 16, 4), (5, 3, 0), (4, 2, 1)])
+def test_fused_gates_equal_the_product_of_their_embedded_blocks(k, layers, n_aux):
+    sched = simulator.schedule(k, layers, n_aux)
+    a = random_angles(k, layers, batch=2)
+    gates = simulator.step_gates(a, sched, torch.complex128)
+    blocks = brick_wall(k, layers)
+    for s, step in enumerate(sched.steps):
+        for b in range(2):
+            ours = simulator._gate(gates, sched, s)[b]
+            torch.testing.assert_close(ours, _dense_step_gate(blocks, a[b], step, step.width), rtol=0, atol=1e-13)
+
+
+def test_projection_is_the_nearest_matrix_with_unit_sums():
+    """Against the least-squares solution of the row and column constraints (numpy pseudo-inverse)."""
+    import numpy as np
+
+    g = torch.Generator().manual_seed(0)
+    p = torch.rand(3, 8, 8, dtype=torch.float64, generator=g) / 8 + 1e-2  # entries far from 0: no clamping
+    ours = simulator.project_doubly_stochastic(p)
+    n = 8
+    constraints = np.zeros((2 * n, n * n))
+    for i in range(n):
+        constraints[i, i * n : (i + 1) * n] = 1  # row i
+        constraints[n + i, i::n] = 1  # column i
+    for b in range(3):
+        flat = p[b].numpy().ravel()
+        lam = np.linalg.pinv(constraints @ constraints.T) @ (np.ones(2 * n) - constraints @ flat)
+        reference = (flat + constraints.T @ lam).reshape(n, n)
+        assert np.abs(ours[b].numpy() - reference).max() < 1e-14
+    exact = simulator.dsm(random_angles(5, 2, batch=2), 2, 3, 2, torch.complex128)
+    torch.testing.assert_close(simulator.project_doubly_stochastic(exact), exact, rtol=0, atol=1e-15)
+
+
+def test_complex64_backend_is_doubly_stochastic_and_within_1e5_of_complex128_on_the_paper_circuit():
+    g = torch.Generator().manual_seed(2)
+    s = torch.randn(16, 1, 8, 8, dtype=torch.float64, generator=g) * 2  # angles up to ~theta * 6
+    fast, exact = (
+        attention.create("qontot", n_aux_qubits=4, layers=16, dtype=dtype) for dtype in ("complex64", "complex128")
+    )
+    p64, p128 = fast.normalize(s.float()).double(), exact.double().normalize(s)
+    assert p64.dtype == torch.float64 and (p64 - p128).abs().max() < 1e-5
+    assert (p64 >= 0).all()
+    assert (p64.sum(-1) - 1).abs().max() < 1e-6 and (p64.sum(-2) - 1).abs().max() < 1e-6
+
+
+def test_complex64_gradient_through_the_projection_equals_the_complex128_one():
+    s = torch.randn(3, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    w = torch.randn(3, 1, 4, 4, dtype=torch.float64)
+    grads = []
+    for dtype, real in (("complex64", torch.float32), ("complex128", torch.float64)):
+        backend = attention.create("qontot", n_data_qubits=2, n_aux_qubits=2, layers=2, grad="scores", dtype=dtype)
+        x = s.to(real).requires_grad_()
+        (grad,) = torch.autograd.grad((backend.to(real).normalize(x) * w.to(real)).sum(), x)
+        grads.append(grad.double())
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=1e-5)

@@ -8,6 +8,9 @@ scores (gradient into S), full (also into theta, a trainable parameter); gradien
 through the circuit (``simulator.dsm``: memory of one unitary per matrix, not one per gate). ``shots`` > 0
 estimates P with Aer. ``max_chunk_bytes`` caps the unitaries simulated at once; on CPU the simulator uses at most
 ``simulator.CPU_CHUNK_BYTES`` (1 MB: smaller chunks stay in cache and were faster, see results/bench/qontot.md).
+``dtype``: complex64 (default; about half the time of complex128, P within ~2e-6 of it, and its row and column
+sums, off by a few 1e-6, are projected back to 1: ``simulator.project_doubly_stochastic``) or complex128 (the
+reference the qiskit tests compare exactly, left as simulated).
 
 Masks and padding (N < 2^q_d with ``pad``): masked scores enter the angles as 0, exactly like the padded ones, so
 a masked key changes nothing; inject=standardized then takes its mean and (unbiased) std over the kept scores only,
@@ -131,9 +134,11 @@ class QontOTAttention(MatrixAttention):
         chunk = self.max_chunk_bytes
         if angles.device.type == "cpu":
             chunk = min(chunk, simulator.CPU_CHUNK_BYTES)
-        return simulator.dsm(
+        p = simulator.dsm(
             angles, self.n_data_qubits, self.n_aux_qubits, self.layers, self.complex_dtype, chunk_bytes=chunk
         )
+        # complex64 sums to 1 only to a few 1e-6 (rounding); complex128, the reference, is left as simulated
+        return simulator.project_doubly_stochastic(p) if self.complex_dtype == torch.complex64 else p
 
     def sampled_dsm(self, angles: torch.Tensor) -> torch.Tensor:
         from qdsbench.quantum.sampling import sample_dsm

@@ -440,6 +440,20 @@ def block_sum(v: torch.Tensor, n_data_qubits: int, n_aux_qubits: int) -> torch.T
     return w.sum(dim=(2, 4)).transpose(-1, -2) / m
 
 
+def project_doubly_stochastic(p: torch.Tensor) -> torch.Tensor:
+    """The nearest (Frobenius) matrix with unit row and column sums, P - r/n - c/n + sum(r)/n^2 (r, c the row and
+    column excesses), in float64, entries clamped at 0, back in P's dtype.
+
+    A complex64 simulation's P sums to 1 only to a few 1e-6 (rounding through the paper's 23 gates and the read-out);
+    this one linear step (no Sinkhorn loop) puts the sums back at float32 rounding and never moves P away from the
+    exact (doubly stochastic, nonnegative) P: the step and the clamp are projections onto convex sets holding it."""
+    q = p.double()
+    n = q.shape[-1]
+    rows, cols = q.sum(-1, keepdim=True) - 1, q.sum(-2, keepdim=True) - 1
+    q = q - rows / n - cols / n + rows.sum(-2, keepdim=True) / n**2
+    return q.clamp_min(0).to(p.dtype)
+
+
 def _block_sum_into(v: torch.Tensor, q_d: int, q_a: int, out: torch.Tensor) -> None:
     """``block_sum`` without autograd, through a reused buffer."""
     n, m = 2**q_d, 2**q_a
