@@ -15,7 +15,7 @@ DATA ?= $(or $(QDSBENCH_DATA),data)
 ARGS ?=
 TEST_JOBS ?= 2
 
-.PHONY: help install run test test-full lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear reproduce-monarch bench-monarch bench-qontot qds-expressivity reproduce-analysis reproduce-delta bench-sparse report dashboard reproduce-paper plan tables data-link browser-deps slurm-up slurm-down test-slurm
+.PHONY: help install run test test-full lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear reproduce-monarch bench-monarch bench-qontot bench-qontot-step qds-expressivity reproduce-analysis reproduce-delta bench-sparse report dashboard reproduce-paper plan tables data-link browser-deps slurm-up slurm-down test-slurm
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ $(BENCH_VENV)/.stamp: $(STAMP)
 
 bench-qontot: $(BENCH_VENV)/.stamp ## QontOT simulator vs qiskit, Aer, PennyLane, torchquantum-ng (peers in .venv-bench) -> results/bench/qontot.md
 	OMP_NUM_THREADS=1 $(BENCH_VENV)/bin/python scripts/bench_qontot.py
+
+bench-qontot-step: install ## QDS ViT training step, static QontOT vs softmax, with the FLOP floor -> results/bench/qontot_step.md
+	OMP_NUM_THREADS=1 $(PY) scripts/bench_qontot_step.py --complex128
 
 bench-monarch: install ## MonarchAttention vs softmax/SDPA wall time on this CPU -> results/bench/monarch.md
 	$(PY) scripts/bench_monarch.py
