@@ -43,7 +43,9 @@ def test_each_stage_renderer_rebuilds_the_committed_tables_byte_for_byte(stage, 
 
 
 def test_every_committed_table_has_a_renderer(tmp_path):
-    written = {p.name for p in delta_tables.render(RESULTS, tmp_path)}
+    from qdsbench.studies import ruler_text_eval
+
+    written = {p.name for p in [*delta_tables.render(RESULTS, tmp_path), *ruler_text_eval.render(RESULTS, tmp_path)]}
     committed = {p.name for p in (RESULTS / "delta").glob("*.md") if p.name != "README.md"}
     assert committed <= written and "accuracy.csv" in written
 
