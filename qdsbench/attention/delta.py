@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from qdsbench.attention.base import AttentionBackend
 from qdsbench.attention.registry import register
-from qdsbench.attention.sink_window import block_sparse_sink_window
+from qdsbench.attention.sink_window import sink_window_attention
 
 MODES = ("sparse", "recompute", "delta", "tail_only")
 
@@ -102,7 +102,7 @@ class DeltaAttention(AttentionBackend):
                 f"{k.shape[-2]}; decode with dense attention over the cache"
             )
         scale = self.scale_for(q)
-        out = block_sparse_sink_window(q, k, v, self.window, self.sinks, scale)
+        out = sink_window_attention(q, k, v, self.window, self.sinks, scale)  # the sink_window backend's kernel
         if self.mode == "sparse":
             return out
         s_p, anchors = split_points(n, self.gamma, self.tail_min, self.tail)

@@ -1,24 +1,34 @@
-"""CPU time and peak memory of one attention call: full causal SDPA vs sink_window vs sink_window + Delta.
+"""CPU time and peak memory of one sink + window prefill: full causal SDPA vs the two sink_window implementations.
 
     .venv/bin/python scripts/bench_sparse.py            # -> results/bench/sparse.md|csv  (make bench-sparse)
-    .venv/bin/python scripts/bench_sparse.py --lengths 1024,4096 --repeats 2 --out /tmp/b
+    .venv/bin/python scripts/bench_sparse.py --lengths 4096 --repeats 1 --out /tmp/b   # a quick look
 
-Shapes (1, 4 heads, N, d = 64), float32, no grad. Times are medians of interleaved repeats in this one process, so the
-ratios compare methods under the same machine load. Peak memory is measured per (method, N) in a fresh subprocess:
-the rise of the resident set size during the call over its size once the inputs exist (sampled every 0.5 ms), i.e.
-the working memory the call needs. A config is skipped where N < 4 W (the window would cover most of the
-sequence). Target (issue 6): sink_window + Delta at least 4x faster than full SDPA at 16K.
+Methods: full causal SDPA; sink_window ``impl=blocks`` (hand-written: query blocks in SDPA's batch dimension);
+sink_window ``impl=flex`` (compiled FlexAttention with a cached BlockMask, 32-tiles below W = 1024); Delta on top
+(``mode=delta`` minus the same backend's ``mode=sparse``: its added cost). Shapes (1, 4 heads, N, d = 64), float32,
+no grad. Times are medians of repeats interleaved in this one process (every method once per repeat), so ratios
+compare methods under the same machine load; the load average is recorded. Peak memory (sink_window and full SDPA)
+is measured per case in a fresh subprocess, after a warm-up call at WARM_N (so compiling is not counted): the rise
+of the resident set during the call, sampled every 0.5 ms. The one-time compile is reported separately (a fresh
+process with an empty inductor cache).
+
+Targets (issue #17 item 4), printed as met / not met: at 16K and 32K, each sink_window time within 2x of "time
+proportional to the pairs kept" (full SDPA's time x kept pairs / causal pairs); the paper's W = 2048 with 1024 sinks
+faster than full SDPA; peak memory <= 2x full SDPA's; Delta's added time within 2x of full SDPA's time x its anchor
+and tail pairs / causal pairs. The faster implementation is named as the backend's default.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import platform
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,25 +38,28 @@ import torch.nn.functional as F
 
 from qdsbench import attention
 from qdsbench.attention.delta import pair_counts
-from qdsbench.config import REPO_ROOT
-
-ROOT = REPO_ROOT
+from qdsbench.attention.sink_window import FLEX_MIN_N
+from qdsbench.config import REPO_ROOT as ROOT
 
 HEADS, DIM = 4, 64
 CONFIGS = {  # label -> (window, sinks, gamma, tail_min)
     "W128": (128, 16, 64, 128),
     "W512": (512, 64, 64, 128),
-    "W2048 (paper)": (2048, 1024, 64, 128),
+    "W2048+1024 sinks (paper)": (2048, 1024, 64, 128),
 }
+IMPLS = ("blocks", "flex")
+WARM_N = FLEX_MIN_N  # warm-up length (the shortest that takes the flex path): compiles before any measurement
 
 
-def make_call(method: str, config: str):
-    window, sinks, gamma, tail_min = CONFIGS[config]
+def make_call(method: str, config: str | None = None):
+    """A callable (q, k, v) -> out for one method; sink_window / Delta methods need a config."""
     if method == "full_sdpa":
         return lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    if method == "sink_window":
-        return attention.create("sink_window", window=window, sinks=sinks)
-    return attention.create("delta", window=window, sinks=sinks, gamma=gamma, tail_min=tail_min, mode="delta")
+    window, sinks, gamma, tail_min = CONFIGS[config]
+    if method.startswith("sink_window_"):
+        return attention.create("sink_window", window=window, sinks=sinks, impl=method.removeprefix("sink_window_"))
+    mode = {"delta": "delta", "delta_sparse": "sparse"}[method]
+    return attention.create("delta", window=window, sinks=sinks, gamma=gamma, tail_min=tail_min, mode=mode)
 
 
 def inputs(n: int):
@@ -78,100 +91,202 @@ def peak_rise_mib(call, *args) -> float:
     return max(peak[0], rss_mib()) - base
 
 
-def peak_memory_mib(method: str, config: str, n: int, threads: int) -> float:
-    """Measured in a fresh process so that no allocator cache from earlier calls hides the working memory."""
-    code = (
-        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import torch; torch.set_num_threads({threads}); "
-        f"torch.set_grad_enabled(False); from scripts.bench_sparse import make_call, inputs, peak_rise_mib; "
-        f"q, k, v = inputs({n}); print(peak_rise_mib(make_call({method!r}, {config!r}), q, k, v))"
+def probe(method: str, config: str | None, n: int) -> float:
+    """Run in the fresh subprocess: warm up at WARM_N, build the length's BlockMask, then measure one call."""
+    torch.set_grad_enabled(False)
+    call = make_call(method, config)
+    call(*inputs(WARM_N))
+    if config is not None and method != "full_sdpa":
+        from qdsbench.attention.flex import sink_window_block_mask
+
+        window, sinks = CONFIGS[config][:2]
+        sink_window_block_mask(n, window, sinks, "cpu")  # cached, a few KiB: built once per (N, W, S) in real use too
+    q, k, v = inputs(n)
+    return peak_rise_mib(call, q, k, v)
+
+
+def subprocess_python(code: str, threads: int, env: dict | None = None) -> str:
+    prelude = f"import torch; torch.set_num_threads({threads}); "
+    result = subprocess.run(
+        [sys.executable, "-c", prelude + code], capture_output=True, text=True, cwd=ROOT, env=env or os.environ
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     if result.returncode:
-        raise RuntimeError(f"memory probe failed for {method} N={n}: {result.stderr.strip().splitlines()[-1]}")
-    return float(result.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"subprocess failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+def peak_memory_mib(method: str, config: str | None, n: int, threads: int) -> float:
+    """Measured in a fresh process so that no allocator cache from earlier calls hides the working memory."""
+    return float(
+        subprocess_python(
+            f"from qdsbench.bench.sparse import probe; print(probe({method!r}, {config!r}, {n}))", threads
+        )
+    )
+
+
+def cold_compile_s(threads: int) -> float:
+    """Seconds of the first FlexAttention call in a fresh process with an empty inductor cache (N = WARM_N)."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache)
+        code = (
+            "import time; from qdsbench.bench.sparse import make_call, inputs, WARM_N; torch.set_grad_enabled(False); "
+            "call = make_call('sink_window_flex', 'W128'); q, k, v = inputs(WARM_N); t = time.perf_counter(); "
+            "call(q, k, v); print(time.perf_counter() - t)"
+        )
+        return float(subprocess_python(code, threads, env))
+
+
+def load_average() -> str:
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "not met"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lengths", default="1024,4096,16384,32768")
+    parser.add_argument("--lengths", default="16384,32768")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-memory", action="store_true", help="skip the per-case peak-memory subprocesses")
     parser.add_argument("--out", default="results/bench")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    methods = ("full_sdpa", "sink_window", "delta")
+    torch.set_grad_enabled(False)
+    load_start = load_average()
+    started = time.perf_counter()
+    compile_cold = cold_compile_s(args.threads)
+    first = time.perf_counter()
+    make_call("sink_window_flex", "W128")(*inputs(WARM_N))
+    compile_warm = time.perf_counter() - first
+    print(
+        f"FlexAttention first call: {compile_cold:.1f} s cold cache, {compile_warm:.1f} s in this process", flush=True
+    )
+
+    methods = ["full_sdpa"] + [(f"sink_window_{i}", c) for c in CONFIGS for i in IMPLS]
+    methods += [(m, c) for c in CONFIGS for m in ("delta_sparse", "delta")]
     rows = []
     for n in (int(x) for x in args.lengths.split(",")):
         q, k, v = inputs(n)
-        for config in CONFIGS:
-            if n < 4 * CONFIGS[config][0]:
-                continue  # the window covers most of the sequence: nothing sparse to measure
-            calls = {m: make_call(m, config) for m in methods}
-            times = {m: [] for m in methods}
-            with torch.no_grad():
-                for m in methods:  # warm-up
-                    calls[m](q, k, v)
-                for _ in range(args.repeats):
-                    for m in methods:
-                        start = time.perf_counter()
-                        calls[m](q, k, v)
-                        times[m].append(time.perf_counter() - start)
-            window, sinks, gamma, tail_min = CONFIGS[config]
+        keys = methods
+        calls = {m: make_call(m) if isinstance(m, str) else make_call(*m) for m in keys}
+        times = {m: [] for m in keys}
+        for m in keys:  # warm-up: BlockMasks, first-touch allocations
+            calls[m](q, k, v)
+        for _ in range(args.repeats):
+            for m in keys:
+                start = time.perf_counter()
+                calls[m](q, k, v)
+                times[m].append(time.perf_counter() - start)
+        ms = {m: 1e3 * statistics.median(t) for m, t in times.items()}
+        full_ms = ms["full_sdpa"]
+        full_mem = None if args.no_memory else peak_memory_mib("full_sdpa", None, n, args.threads)
+        rows.append(row(n, "-", "full_sdpa", full_ms, full_ms, 1.0, full_mem))
+        print(rows[-1], flush=True)
+        for config, (window, sinks, gamma, tail_min) in CONFIGS.items():
             pairs = pair_counts(n, window, sinks, gamma, tail_min)
-            full_ms = 1e3 * statistics.median(times["full_sdpa"])
-            for m in methods:
-                ms = 1e3 * statistics.median(times[m])
-                frac = {
-                    "full_sdpa": 1.0,
-                    "sink_window": pairs["sparse"] / pairs["full"],
-                    "delta": pairs["total"] / pairs["full"],
-                }[m]
-                rows.append(
-                    {
-                        "N": n,
-                        "config": config,
-                        "method": m,
-                        "ms": round(ms, 2),
-                        "speedup_vs_full": round(full_ms / ms, 2),
-                        "pairs_vs_full": round(frac, 4),
-                        "peak_mib": round(peak_memory_mib(m, config, n, args.threads), 1),
-                    }
-                )
+            kept = pairs["sparse"] / pairs["full"]
+            for impl in IMPLS:
+                m = (f"sink_window_{impl}", config)
+                mem = None if args.no_memory else peak_memory_mib(*m, n, args.threads)
+                rows.append(row(n, config, m[0], ms[m], full_ms, kept, mem, ideal_ms=full_ms * kept))
                 print(rows[-1], flush=True)
+            added = ms[("delta", config)] - ms[("delta_sparse", config)]
+            extra = (pairs["anchors"] + pairs["tail"]) / pairs["full"]
+            rows.append(row(n, config, "delta", ms[("delta", config)], full_ms, pairs["total"] / pairs["full"], None))
+            rows.append(row(n, config, "delta_added", added, full_ms, extra, None, ideal_ms=full_ms * extra))
+            print(rows[-2], rows[-1], sep="\n", flush=True)
+    elapsed = time.perf_counter() - started
+    write(rows, args, compile_cold, compile_warm, load_start, load_average(), elapsed)
+
+
+def row(n, config, method, ms, full_ms, pairs_frac, peak_mib, ideal_ms=None) -> dict:
+    return {
+        "N": n,
+        "config": config,
+        "method": method,
+        "ms": round(ms, 2),
+        "speedup_vs_full": round(full_ms / ms, 2) if ms > 0 else float("inf"),
+        "pairs_vs_full": round(pairs_frac, 4),
+        "ideal_ms": "" if ideal_ms is None else round(ideal_ms, 2),
+        "x_ideal": "" if ideal_ms is None else round(ms / ideal_ms, 2),
+        "peak_mib": "" if peak_mib is None else round(peak_mib, 1),
+    }
+
+
+def targets(rows: list[dict]) -> list[str]:
+    """The issue's targets, each a line ending in met / not met, and the faster implementation per case."""
+    lines = []
+    full = {r["N"]: r for r in rows if r["method"] == "full_sdpa"}
+    sw = [r for r in rows if r["method"].startswith("sink_window_")]
+    for r in sw:
+        impl = r["method"].removeprefix("sink_window_")
+        lines.append(
+            f"- time <= 2x pairs-proportional, N={r['N']} {r['config']} {impl}: {r['x_ideal']}x the ideal "
+            f"{r['ideal_ms']} ms ({verdict(r['x_ideal'] <= 2)})"
+        )
+    for r in sw:
+        if "paper" in r["config"]:
+            impl = r["method"].removeprefix("sink_window_")
+            lines.append(
+                f"- paper config faster than full SDPA, N={r['N']} {impl}: {r['speedup_vs_full']}x "
+                f"({verdict(r['speedup_vs_full'] > 1)})"
+            )
+    for r in sw:
+        if r["peak_mib"] != "" and full[r["N"]]["peak_mib"] != "":
+            impl = r["method"].removeprefix("sink_window_")
+            ratio = r["peak_mib"] / max(full[r["N"]]["peak_mib"], 1e-9)
+            lines.append(
+                f"- peak memory <= 2x full SDPA's, N={r['N']} {r['config']} {impl}: {r['peak_mib']} vs "
+                f"{full[r['N']]['peak_mib']} MiB = {ratio:.2f}x ({verdict(ratio <= 2)})"
+            )
+    for r in rows:
+        if r["method"] == "delta_added":
+            lines.append(
+                f"- Delta's added time <= 2x its anchor + tail pairs' share, N={r['N']} {r['config']}: {r['ms']} ms "
+                f"= {r['x_ideal']}x the ideal {r['ideal_ms']} ms ({verdict(r['x_ideal'] != '' and r['x_ideal'] <= 2)})"
+            )
+    wins = {impl: 0 for impl in IMPLS}
+    for n, config in {(r["N"], r["config"]) for r in sw}:
+        best = min((r for r in sw if r["N"] == n and r["config"] == config), key=lambda r: r["ms"])
+        wins[best["method"].removeprefix("sink_window_")] += 1
+    lines.append(f"- faster implementation (cases won): {', '.join(f'{k} {v}' for k, v in wins.items())}")
+    return lines
+
+
+def write(rows, args, compile_cold, compile_warm, load_start, load_end, elapsed) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "sparse.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    command = f".venv/bin/python scripts/bench_sparse.py {' '.join(sys.argv[1:])}".strip()
     text = (
-        f"# Sparse prefill attention on the CPU: full SDPA vs sink_window vs sink_window + Delta\n\n"
-        f"Command: `make bench-sparse` (`.venv/bin/python scripts/bench_sparse.py {' '.join(sys.argv[1:])}`)  \n"
-        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} CPU, {args.threads} torch thread(s), "
-        f"torch {torch.__version__}; shapes (1, {HEADS}, N, {DIM}) float32, one call, median of {args.repeats} "
-        f"interleaved repeats. Configs (window, sinks, gamma, tail_min): "
+        "# Sink + window prefill on the CPU: full SDPA vs sink_window (blocks, FlexAttention) vs Delta on top\n\n"
+        f"Command: `make bench-sparse` (`{command}`)  \n"
+        f"Measured {time.strftime('%Y-%m-%d %H:%M')} on {platform.machine()} CPU ({os.cpu_count()} cores), "
+        f"{args.threads} torch thread(s), torch {torch.__version__}; load average (1 / 5 / 15 min) {load_start} at "
+        f"the start, {load_end} at the end (the machine is shared: ratios are side by side, absolute times are "
+        f"not). Shapes (1, {HEADS}, N, {DIM}) float32, no grad, median of {args.repeats} interleaved repeats; "
+        f"{elapsed / 60:.1f} min in all. Configs (window, sinks, gamma, tail_min): "
         + "; ".join(f"{k} = {v}" for k, v in CONFIGS.items())
-        + ". `pairs_vs_full` = query-key pairs computed / causal N(N+1)/2; `peak_mib` = rise of the resident "
-        "set during the "
-        "call, in a fresh process.\n\n"
+        + ".\n\n"
+        f"FlexAttention's one-time compile (first call, N = {WARM_N}): {compile_cold:.1f} s in a fresh process with "
+        f"an empty inductor cache, {compile_warm:.1f} s with the cache the earlier process left.\n\n"
+        "`pairs_vs_full` = query-key pairs kept / causal N(N+1)/2; `ideal_ms` = full SDPA's time x `pairs_vs_full` "
+        "(time proportional to the pairs kept); `x_ideal` = ms / ideal_ms. `delta` = the whole Delta call (its "
+        "sparse part on the backend's kernel), `delta_added` = `delta` minus the same backend in `mode=sparse`, "
+        "against the anchor + tail pairs. `peak_mib` = rise of the resident set during one call, in a fresh "
+        "process after a warm-up.\n\n"
     )
-    text += "| N | config | method | ms | speedup vs full | pairs vs full | peak MiB |\n|---|---|---|---|---|---|---|\n"
-    text += "".join(
-        f"| {r['N']} | {r['config']} | {r['method']} | {r['ms']} | {r['speedup_vs_full']}x | "
-        f"{r['pairs_vs_full']} | {r['peak_mib']} |\n"
-        for r in rows
-    )
-    target = [r for r in rows if r["N"] == 16384 and r["method"] == "delta"]
-    if target:
-        text += (
-            "\nTarget (sink_window + Delta >= 4x faster than full SDPA at 16K): "
-            + "; ".join(
-                f"{r['config']}: {r['speedup_vs_full']}x ({'met' if r['speedup_vs_full'] >= 4 else 'not met'})"
-                for r in target
-            )
-            + ".\n"
-        )
+    text += "| N | config | method | ms | speedup vs full | pairs vs full | ideal ms | x ideal | peak MiB |\n"
+    text += "|---|---|---|---|---|---|---|---|---|\n"
+    text += "".join("| " + " | ".join(str(r[k]) for k in rows[0]) + " |\n" for r in rows)
+    text += "\n## Targets (issue #17 item 4)\n\n" + "\n".join(targets(rows)) + "\n"
     (out / "sparse.md").write_text(text)
+    print(text)
     print(f"wrote {out / 'sparse.md'}")
 
 
