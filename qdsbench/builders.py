@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from qdsbench import data, models, tasks
+from qdsbench.tasks import legacy
 
 
 def to_dict(node: Any) -> dict[str, Any]:
@@ -22,15 +23,27 @@ def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
     return data.create(kwargs.pop("name"), **kwargs)
 
 
-def build_net(cfg: DictConfig):
-    """Every model factory receives the ``attention`` node (models without attention ignore it)."""
+def build_net(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None):
+    """Every model factory receives the ``attention`` node (models without attention ignore it). A factory marked
+    ``@needs(...)`` also gets ``inputs=datamodule.model_inputs()`` (the data's shapes, OLinear's Q): the one way data
+    reaches a model. Without a datamodule one is built from ``cfg.data`` (constructing it reads no file)."""
     kwargs = to_dict(cfg.model)
-    return models.create(kwargs.pop("name"), attention=to_dict(cfg.attention), **kwargs)
+    name = kwargs.pop("name")
+    needed = getattr(models.MODELS.get(name), "needs", None)
+    if needed is not None:
+        kwargs.pop("data", None)  # run configs saved before ModelInputs passed the whole data node as model.data
+        datamodule = datamodule if datamodule is not None else build_datamodule(cfg)
+        inputs = datamodule.model_inputs()
+        inputs.check(name, needed, cfg.data.name)
+        kwargs["inputs"] = inputs
+    return models.create(name, attention=to_dict(cfg.attention), **kwargs)
 
 
 def build_task(cfg: DictConfig, net=None) -> pl.LightningModule:
+    """Old-shape task nodes (run snapshots with a flat ``task.lr``) are read in today's shape (tasks/legacy.py)."""
     kwargs = to_dict(cfg.task)
     name = kwargs.pop("name")
+    kwargs = legacy.upgrade(name, kwargs)
     return tasks.create(
         name, net=net if net is not None else build_net(cfg), max_epochs=cfg.trainer.get("max_epochs") or 1, **kwargs
     )

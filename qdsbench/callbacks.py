@@ -31,37 +31,40 @@ class FaultInjection(pl.Callback):
 
 class AttentionDiagnostics(pl.Callback):
     """Every ``every_n_steps`` training steps, log per-layer diagnostics of the attention matrices
-    (marginal errors, entropy, distance to uniform and identity, effective rank) as ``attn/<layer>/<name>``."""
+    (marginal errors, entropy, distance to uniform and identity, effective rank) as ``attn/<layer>/<name>``.
+    Only matrices the backends form in their forward anyway are kept (``Capture(matrices="formed")``), so a step
+    with diagnostics builds no extra N x N matrix."""
 
     def __init__(self, every_n_steps: int = 200):
         if every_n_steps < 1:
             raise ValueError(f"every_n_steps={every_n_steps} must be >= 1")
         self.every_n_steps = every_n_steps
+        self._capture = None
 
-    @staticmethod
-    def _backends(module):
-        from qdsbench.attention.base import MatrixAttention
-        from qdsbench.models.backend_attention import attention_layers
-
-        return [
-            (i, layer.backend)
-            for i, layer in enumerate(attention_layers(module))
-            if isinstance(layer.backend, MatrixAttention)
-        ]
+    def _stop(self):
+        capture, self._capture = self._capture, None
+        if capture is not None:
+            capture.__exit__(None, None, None)
+        return capture
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        capture = trainer.global_step % self.every_n_steps == 0
-        for _, backend in self._backends(pl_module):
-            backend.capture = capture
+        from qdsbench.analysis.capture import Capture
+
+        self._stop()
+        if trainer.global_step % self.every_n_steps == 0:
+            self._capture = Capture(pl_module, matrices="formed", inputs=False, hidden=False).__enter__()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         from qdsbench.attention.diagnostics import attention_diagnostics
 
-        for index, backend in self._backends(pl_module):
-            if backend.capture and backend.last_attention is not None:
-                for name, value in attention_diagnostics(backend.last_attention).items():
-                    pl_module.log(f"attn/layer{index}/{name}", value, on_step=True, on_epoch=False)
-            backend.capture, backend.last_attention = False, None
+        capture = self._stop()
+        for record in capture.layers if capture is not None else []:
+            if record.attention:  # the last forward's matrix, as the backend formed it
+                for name, value in attention_diagnostics(record.attention[-1]).items():
+                    pl_module.log(f"attn/layer{record.index}/{name}", value, on_step=True, on_epoch=False)
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        self._stop()  # a step that raised leaves no hooks on the model
 
 
 def _shown_metrics(raw: dict) -> dict[str, float]:

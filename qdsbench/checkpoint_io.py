@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from qdsbench.errors import RunRecordWriteError
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
@@ -25,6 +27,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
+        except OSError as err:  # disk full, read-only: one line naming the file (the previous one is intact)
+            tmp.unlink(missing_ok=True)
+            raise RunRecordWriteError(
+                err.errno, f"cannot write checkpoint {path}: {err.strerror or err}; the previous one is intact"
+            ) from err
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

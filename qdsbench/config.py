@@ -23,7 +23,17 @@ def config_dir() -> str:
     return str(path)
 
 
-def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictConfig:
+def group_options(conf_dir: str | Path, group: str) -> list[str] | None:
+    """The options of a config group as ``group=`` takes them (``sub/option`` for nested files); None if no group."""
+    folder = Path(conf_dir) / group
+    if not folder.is_dir():
+        return None
+    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml"))
+
+
+def compose(
+    config_name: str = "train", overrides: Sequence[str] = (), conf_dir: str | Path | None = None
+) -> DictConfig:
     """Compose a config exactly as the CLI would, without running Hydra's app (no output dir, no logging set-up)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -31,7 +41,7 @@ def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictCo
 
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(conf_dir or config_dir()), version_base="1.3"):
             return hydra_compose(config_name, overrides=list(overrides))
     finally:
         GlobalHydra.instance().clear()

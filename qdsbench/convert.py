@@ -2,15 +2,14 @@
 without training: accuracy, per-layer relative output error and row KL against the original, attention FLOPs
 (analytic and measured with torch's FlopCounterMode on the attention backends only).
 
-    qdsbench-convert <run_dir> --backend monarch --set block_size=14 --set num_steps=2 --layers all
+    qdsbench convert run_dir=<run> attention=monarch attention.block_size=14 attention.num_steps=2 layers=all
+
+(the command line is qdsbench/cli/convert.py; this module is the library function it calls)
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -18,43 +17,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import qdsbench  # noqa: F401
-from qdsbench.attention.monarch import monarch_flops
+from qdsbench import attention
+from qdsbench.analysis.capture import Capture
 from qdsbench.evaluate import load_task
 from qdsbench.models.backend_attention import attention_layers, set_backend
-from qdsbench.runrecord import atomic_write_json, now_iso
-
-
-def analytic_flops(backend: torch.nn.Module, n: int, d: int) -> int | None:
-    """Attention bmm FLOPs per head, or None where no formula is registered."""
-    name = getattr(backend, "registered_name", "")
-    if name in ("softmax", "sdpa", "sinkhorn", "qr", "normsoftmax_std", "normsoftmax_var"):
-        return 4 * n * n * d
-    if name == "monarch":
-        b, _, _ = backend.geometry(n)
-        return monarch_flops(n, d, b, backend.num_steps)
-    return None  # kernel and sparse baselines: measured FLOPs only
-
-
-class _Recorder:
-    """Forward hooks capturing each attention backend's inputs and output."""
-
-    def __init__(self, layers):
-        self.inputs: list[tuple] = [None] * len(layers)
-        self.outputs: list[torch.Tensor] = [None] * len(layers)
-        self.handles = [
-            layer.backend.register_forward_hook(self._hook(i), with_kwargs=True) for i, layer in enumerate(layers)
-        ]
-
-    def _hook(self, index):
-        def hook(module, args, kwargs, output):
-            self.inputs[index] = tuple(a.detach() for a in args[:3])
-            self.outputs[index] = output.detach()
-
-        return hook
-
-    def remove(self):
-        for handle in self.handles:
-            handle.remove()
+from qdsbench.runrecord import now_iso
 
 
 def _row_kl(p: torch.Tensor, q: torch.Tensor) -> float:
@@ -85,36 +52,31 @@ def convert_and_evaluate(
             break
         if max_samples is not None and seen + len(y) > max_samples:
             x, y = x[: max_samples - seen], y[: max_samples - seen]
-        rec_a, rec_b = _Recorder(original_layers), _Recorder(converted_layers)
-        logits_a, logits_b = task(x), converted(x)
-        rec_a.remove()
-        rec_b.remove()
+        logits_a = task(x)
+        with Capture(converted.net, matrices="none", outputs=True, hidden=False) as cap:
+            logits_b = converted(x)
         correct["original"] += int((logits_a.argmax(-1) == y).sum())
         correct["converted"] += int((logits_b.argmax(-1) == y).sum())
         seen += len(y)
-        for i in range(len(original_layers)):
-            out_a = original_layers[i].backend(*rec_b.inputs[i])  # the original backend on the converted inputs
-            out_b = rec_b.outputs[i]
+        records = {id(backend): record for (_, backend), record in zip(cap.backends, cap.layers)}
+        inputs = [records[id(layer.backend)] for layer in converted_layers]
+        inputs = [(r.q[-1], r.k[-1], r.v[-1], r.out[-1]) for r in inputs]  # each layer's (q, k, v, out)
+        for i, (q, k, v, out_b) in enumerate(inputs):
+            out_a = original_layers[i].backend(q, k, v)  # the original backend on the converted inputs
             errors[i].append(float((out_b - out_a).norm() / out_a.norm().clamp_min(1e-12)))
-            if hasattr(converted_layers[i].backend, "attention_matrix") and hasattr(
-                original_layers[i].backend, "attention_matrix"
-            ):
-                q, k, _ = rec_b.inputs[i]
-                kls[i].append(
-                    _row_kl(
-                        original_layers[i].backend.attention_matrix(q, k),
-                        converted_layers[i].backend.attention_matrix(q, k),
-                    )
-                )
+            p_a = original_layers[i].backend.attention_matrix(q, k)
+            p_b = converted_layers[i].backend.attention_matrix(q, k) if p_a is not None else None
+            if p_b is not None:  # both backends have a matrix
+                kls[i].append(_row_kl(p_a, p_b))
         with FlopCounterMode(display=False) as counter:
-            for i, layer in enumerate(converted_layers):
-                layer.backend(*rec_b.inputs[i])
+            for layer, (q, k, v, _) in zip(converted_layers, inputs):
+                layer.backend(q, k, v)
         flops_measured += counter.get_total_flops()
-    q, _, _ = rec_b.inputs[0]
+    q = inputs[0][0]
     batch, heads, n, d = q.shape
-    per_head = [analytic_flops(layer.backend, n, d) for layer in converted_layers]
+    per_head = [layer.backend.flops(n, d) for layer in converted_layers]
     analytic = None if any(f is None for f in per_head) else sum(per_head) * heads * seen
-    softmax_total = 4 * n * n * d * heads * seen * len(converted_layers)
+    softmax_total = attention.create("softmax").flops(n, d) * heads * seen * len(converted_layers)
     return {
         "run_dir": str(run_dir),
         "checkpoint": str(checkpoint),
@@ -132,41 +94,3 @@ def convert_and_evaluate(
         "sequence_length": n,
         "time": now_iso(),
     }
-
-
-def _parse_value(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "null": None}.get(text.lower(), text)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="qdsbench-convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--backend", required=True)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="backend option")
-    parser.add_argument("--layers", default="all", help="all | first_half | second_half | comma-separated indices")
-    parser.add_argument("--max-samples", type=int, default=None)
-    args = parser.parse_args(argv)
-    options = dict(item.split("=", 1) for item in args.set)
-    backend = {"name": args.backend, **{k: _parse_value(v) for k, v in options.items()}}
-    layers = args.layers if not args.layers[0].isdigit() else [int(i) for i in args.layers.split(",")]
-    try:
-        result = convert_and_evaluate(args.run_dir, backend, layers, args.max_samples)
-    except ValueError as err:
-        raise SystemExit(f"qdsbench-convert: error: {err}") from None
-    out = args.run_dir / "convert"
-    out.mkdir(exist_ok=True)
-    atomic_write_json(out / f"{result['time'].replace(':', '-')}_{args.backend}.json", result)
-    print(json.dumps({k: v for k, v in result.items() if k not in ("run_dir", "checkpoint")}, indent=2))
-    if math.isfinite(result["accuracy"]):
-        print(f"accuracy {result['accuracy']:.4f} (original {result['original_accuracy']:.4f})")
-
-
-if __name__ == "__main__":
-    main()

@@ -11,7 +11,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from qdsbench.builders import build_datamodule, build_task
-from qdsbench.runrecord import RUN_FILE, atomic_write_json, now_iso
+from qdsbench.errors import UserError
+from qdsbench.runrecord import RUN_FILE, atomic_write_json, now_iso, path_in_run, resolve_in_run
 
 SPLITS = ("test", "val")
 
@@ -24,15 +25,28 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
 
 
 def resolve_checkpoint(run_dir: Path, ckpt_path: str | None) -> Path:
+    """``ckpt_path`` as given, else the record's best (or last) checkpoint as a file of ``run_dir`` itself: a moved
+    run finds its weights, a copy uses its own (records with absolute paths are re-rooted, see resolve_in_run)."""
     if ckpt_path:
         candidate = Path(ckpt_path)
     else:
-        record = json.loads((run_dir / RUN_FILE).read_text()) if (run_dir / RUN_FILE).is_file() else {}
+        record = _read_record(run_dir)
         ckpts = record.get("checkpoints") or {}
-        candidate = Path(ckpts.get("best") or ckpts.get("last") or run_dir / "checkpoints" / "last.ckpt")
+        recorded = ckpts.get("best") or ckpts.get("last")
+        candidate = resolve_in_run(recorded, run_dir, record.get("run_dir")) or run_dir / "checkpoints" / "last.ckpt"
     if not candidate.is_file():
         raise ValueError(f"checkpoint {candidate} does not exist; pass ckpt_path=<file.ckpt>")
     return candidate
+
+
+def _read_record(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / RUN_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path} is unreadable ({type(err).__name__}: {err}); pass ckpt_path=<file.ckpt>") from None
 
 
 def load_task(run_dir: str | Path, ckpt_path: str | None = None, overrides: dict[str, Any] | None = None):
@@ -56,6 +70,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
     console.silence_known_warnings()
     console.route_lightning_logs()  # Lightning's records through Hydra's handlers: printed once, kept in the log
+    if OmegaConf.is_missing(cfg, "run_dir") or not cfg.get("run_dir"):
+        raise UserError("qdsbench-eval needs run_dir=<run directory> (a directory under logs/ holding run.json)")
     if cfg.split not in SPLITS:
         raise ValueError(f"split={cfg.split} is not valid; valid choices: {', '.join(SPLITS)}")
     run_dir = Path(cfg.run_dir)
@@ -71,7 +87,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     out_dir.mkdir(exist_ok=True)
     stamp = now_iso().replace(":", "-")
     payload = {
-        "checkpoint": str(checkpoint),
+        "checkpoint": path_in_run(checkpoint, run_dir),
         "split": cfg.split,
         "overrides": overrides,
         "metrics": metrics,

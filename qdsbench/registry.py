@@ -13,9 +13,7 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-
-class UnknownNameError(ValueError):
-    """Raised for a name that is not registered; the message lists the valid choices on one line."""
+from qdsbench.errors import UnknownNameError
 
 
 def _init_of(target: Any) -> Any:

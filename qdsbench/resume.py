@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from qdsbench.runrecord import METRICS_FILE, RUN_FILE, config_hash
 
@@ -30,7 +30,9 @@ def find_resumable(cfg: DictConfig) -> Path | None:
         except (OSError, ValueError) as err:  # half-written or non-UTF-8: not this run, but say so
             print(f"warning: resume=auto skips unreadable {run_dir / RUN_FILE}: {err}", file=sys.stderr)
             continue
-        if record.get("config_hash") != wanted or record.get("status") == "finished":
+        if record.get("status") == "finished":
+            continue
+        if record.get("config_hash") != wanted and _hash_in_todays_shape(run_dir) != wanted:
             continue
         if not (run_dir / LAST_CHECKPOINT).is_file():
             continue
@@ -38,6 +40,26 @@ def find_resumable(cfg: DictConfig) -> Path | None:
         if best is None or key > best[0]:
             best = (key, run_dir)
     return best[1] if best else None
+
+
+def _hash_in_todays_shape(run_dir: Path) -> str | None:
+    """The config hash a run started before a config-shape change would have today: its snapshot with the task node
+    upgraded (tasks/legacy.py: flat ``task.lr`` -> ``task.optimizer``) and the retired ``model.data`` dropped (data
+    now reaches models through the datamodule). So an interrupted run of an older checkout still resumes."""
+    from qdsbench.tasks.legacy import upgrade
+
+    path = run_dir / ".hydra" / "config.yaml"
+    try:
+        plain = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    except (OSError, ValueError):
+        return None
+    task = plain.get("task")
+    if isinstance(task, dict) and "name" in task:
+        options = {k: v for k, v in task.items() if k != "name"}
+        plain["task"] = {"name": task["name"], **upgrade(task["name"], options)}
+    if isinstance(plain.get("model"), dict):
+        plain["model"].pop("data", None)
+    return config_hash(OmegaConf.create(plain))
 
 
 def resolve_resume(cfg: DictConfig) -> Path | None:
@@ -58,17 +80,24 @@ def checkpoint_step(checkpoint: Path) -> int:
     return int(torch.load(checkpoint, map_location="cpu", weights_only=False).get("global_step", 0))
 
 
-def truncate_history(run_dir: Path, step: int) -> None:
-    """Drop history rows logged after the checkpoint: the resumed run logs those steps again."""
+def truncate_history(run_dir: Path, step: int) -> tuple[set[tuple[str, str]], float]:
+    """Drop history rows logged after the checkpoint: the resumed run logs those steps again.
+
+    Returns the (step, metric) pairs kept at the checkpoint step, which the resumed run must not log a second time
+    (the learning rate is logged again when the next epoch starts), and the wall time of the last kept row, from
+    which the resumed run's wall_time continues."""
     path = run_dir / METRICS_FILE
     if not path.is_file():
-        return
+        return set(), 0.0
     with open(path, newline="") as fh:
         rows = list(csv.reader(fh))
     if not rows:
-        return
+        return set(), 0.0
     kept = [rows[0]] + [r for r in rows[1:] if r and r[0] != "" and int(r[0]) <= step]
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", newline="") as fh:
         csv.writer(fh).writerows(kept)
     os.replace(tmp, path)
+    logged = {(r[0], r[2]) for r in kept[1:] if len(r) > 2 and r[0] == str(step)}
+    times = [float(r[4]) for r in kept[1:] if len(r) > 4 and r[4] != ""]
+    return logged, max(times, default=0.0)

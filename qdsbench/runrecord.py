@@ -25,6 +25,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from qdsbench.atomic import RunRecordWriteError, atomic_write_json, atomic_write_text  # noqa: F401 (re-exported)
+from qdsbench.errors import RunDirectoryInUseError
 
 RUN_FILE, SUMMARY_FILE, METRICS_FILE = "run.json", "summary.json", "metrics.csv"
 TRACKED_PACKAGES = (
@@ -104,8 +105,32 @@ def device_info() -> dict[str, Any]:
     return info
 
 
-class RunDirectoryInUseError(FileExistsError):
-    pass
+def path_in_run(path: str | Path | None, run_dir: str | Path) -> str | None:
+    """A file inside the run directory as a path relative to it, so that a moved or copied run names its own
+    files (a path outside the run stays absolute)."""
+    if not path:
+        return None
+    try:
+        return Path(path).resolve().relative_to(Path(run_dir).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def resolve_in_run(path: str | Path | None, run_dir: str | Path, recorded_run_dir: str | None = None) -> Path | None:
+    """A path from a run record as a file of ``run_dir``: relative paths are joined to it; absolute ones (records
+    written before paths were relative) are re-rooted there when they lie under the directory the record was
+    written in, so a copy never reads the original's files."""
+    if not path:
+        return None
+    path = Path(path)
+    if not path.is_absolute():
+        return Path(run_dir) / path
+    if recorded_run_dir:
+        try:
+            return Path(run_dir) / path.relative_to(recorded_run_dir)
+        except ValueError:
+            pass
+    return path
 
 
 _HELD_LOCKS: dict[str, Any] = {}
@@ -205,10 +230,13 @@ class RunRecordLogger(Logger):
 
     FIELDS = ("step", "epoch", "metric", "value", "wall_time")
 
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, logged: set[tuple[str, str]] | None = None, elapsed: float = 0.0):
+        """``logged``: the (step, metric) pairs a resumed run's history already holds at its checkpoint step (the
+        resumed run logs some again, such as the learning rate); ``elapsed``: the wall time it continues from."""
         super().__init__()
         self._path = Path(run_dir) / METRICS_FILE
-        self._start = time.time()
+        self._start = time.time() - elapsed
+        self._logged = set(logged or ())
         self.last_values: dict[str, float] = {}
 
     @property
@@ -246,6 +274,8 @@ class RunRecordLogger(Logger):
                     continue
                 value = float(value)
                 self.last_values[key] = value
+                if ("" if step is None else str(step), key) in self._logged:
+                    continue
                 writer.writerow((step, None if epoch is None else int(epoch), key, value, elapsed))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -14,7 +15,6 @@ import lightning.pytorch as pl
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -22,8 +22,17 @@ from qdsbench import console
 from qdsbench.builders import build_callbacks, build_datamodule, build_loggers, build_task
 from qdsbench.callbacks import FitLogInterval, progress_bar
 from qdsbench.checkpoint_io import AtomicCheckpointIO
+from qdsbench.errors import UserError
 from qdsbench.resume import LAST_CHECKPOINT, checkpoint_step, resolve_resume, truncate_history
-from qdsbench.runrecord import NullRecord, RunRecord, RunRecordLogger, lock_run_dir
+from qdsbench.runrecord import (
+    RUN_FILE,
+    NullRecord,
+    RunRecord,
+    RunRecordLogger,
+    lock_run_dir,
+    path_in_run,
+    resolve_in_run,
+)
 from qdsbench.summary import print_summary
 from qdsbench.validation import validate
 
@@ -45,35 +54,81 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if (torch.is_tensor(v) and v.numel() == 1) or isinstance(v, float)}
 
 
-def _open_record(cfg: DictConfig) -> tuple[RunRecord | NullRecord, Path | None]:
-    """Start a new run record, or reopen the one being resumed (and point the config's paths at it)."""
+def _open_record(cfg: DictConfig) -> tuple[RunRecord | NullRecord, dict[str, Any], str | None]:
+    """Start a new run record, or reopen the one being resumed (and point the config's paths at it).
+
+    Also returns what the history logger of a resumed run needs (the rows it must not repeat, the wall time it
+    continues from) and the directory the resumed record was written in (a run may have been moved since)."""
     if rank_zero_only.rank != 0:
-        return NullRecord(), None
+        return NullRecord(), {}, None
     resume_dir = resolve_resume(cfg)
     if resume_dir is None:
         if cfg.get("resume") == "auto":
             log.info("resume=auto: no unfinished run with this config; starting a new one")
-        return RunRecord.start(cfg.paths.output_dir, cfg), None
+        return RunRecord.start(cfg.paths.output_dir, cfg), {}, None
     lock_run_dir(resume_dir)  # before anything is written: a second resumer refuses here
     new_dir = Path(cfg.paths.output_dir)
     new_dir.mkdir(parents=True, exist_ok=True)
     (new_dir / "RESUMED_INTO").write_text(f"{resume_dir.resolve()}\n")
     record = RunRecord.load(resume_dir)
+    written_in = record.payload.get("run_dir")
     checkpoint = resume_dir / LAST_CHECKPOINT
-    truncate_history(resume_dir, checkpoint_step(checkpoint))
+    logged, elapsed = truncate_history(resume_dir, checkpoint_step(checkpoint))
     record.update(
         status="running",
         error=None,
         end_time=None,
-        resumed=[*record.payload.get("resumed", []), {"time": time.time(), "from": str(checkpoint)}],
+        run_dir=str(resume_dir.resolve()),
+        resumed=[*record.payload.get("resumed", []), {"time": time.time(), "from": LAST_CHECKPOINT.as_posix()}],
     )
     with open_dict(cfg):
         cfg.paths.output_dir = str(resume_dir)
         cfg.ckpt_path = str(checkpoint)
-        wandb_id = record.payload.get("wandb_id")
-        if wandb_id and cfg.get("logger") and cfg.logger.get("wandb"):
-            cfg.logger.wandb.id = wandb_id
-    return record, resume_dir
+    return record, {"logged": logged, "elapsed": elapsed}, written_in
+
+
+def _check_ckpt_path(cfg: DictConfig) -> None:
+    """``ckpt_path=`` must name a file before anything is written (Lightning would fail only after setup)."""
+    ckpt = cfg.get("ckpt_path")
+    if ckpt and not Path(str(ckpt)).is_file():
+        raise UserError(f"ckpt_path={ckpt} does not exist; pass the path of a .ckpt file (or resume=<run dir>)")
+
+
+def _wandb_keys(cfg: DictConfig) -> list[str]:
+    loggers = cfg.get("logger") or {}
+    return [k for k, v in loggers.items() if v is not None and str(v.get("_target_", "")).endswith("WandbLogger")]
+
+
+def _attach_wandb(cfg: DictConfig, record: RunRecord | NullRecord) -> None:
+    """One W&B run per run record: the id is chosen before W&B starts and kept in run.json, so that a resumed run
+    (``resume=``, or ``ckpt_path=`` into another run) continues the same W&B run, online or offline."""
+    keys = _wandb_keys(cfg)
+    if not keys or isinstance(record, NullRecord):
+        return
+    wandb_id = record.payload.get("wandb_id") or _checkpoint_wandb_id(cfg.get("ckpt_path")) or record.payload["run_id"]
+    with open_dict(cfg):
+        for key in keys:
+            node = cfg.logger[key]
+            if node.get("id"):
+                wandb_id = node.id  # the user's own id wins
+            node.id = wandb_id
+            node.resume = node.get("resume") or "allow"
+    record.update(wandb_id=wandb_id)
+
+
+def _checkpoint_wandb_id(ckpt_path: str | None) -> str | None:
+    """The W&B id of the run a checkpoint belongs to (``<run dir>/checkpoints/<file>.ckpt``), if it has one."""
+    if not ckpt_path:
+        return None
+    record = Path(str(ckpt_path)).resolve().parent.parent / RUN_FILE
+    try:
+        return json.loads(record.read_text()).get("wandb_id")
+    except (OSError, ValueError):
+        return None
+
+
+def _in_this_run(path: str | None, run_dir: Path, written_in: str | None) -> str | None:
+    return str(resolve_in_run(path, run_dir, written_in)) if path else None
 
 
 def _check_static_attention(
@@ -129,8 +184,10 @@ def _callbacks(cfg: DictConfig) -> list[pl.Callback]:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     validate(cfg)
-    record, _ = _open_record(cfg)
+    _check_ckpt_path(cfg)
+    record, history, written_in = _open_record(cfg)
     run_dir = Path(cfg.paths.output_dir)
+    _attach_wandb(cfg, record)
     _snapshot_config(cfg, run_dir)
     started = time.time()
     try:
@@ -144,19 +201,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer: pl.Trainer = instantiate(
             cfg.trainer,
             callbacks=_callbacks(cfg),
-            logger=[RunRecordLogger(run_dir), *loggers],
+            logger=[RunRecordLogger(run_dir, **history), *loggers],
             plugins=[AtomicCheckpointIO()],
         )
-        wandb_ids = [lg.version for lg in loggers if isinstance(lg, WandbLogger)]
-        if wandb_ids:
-            record.update(wandb_id=wandb_ids[0])
         with interrupts_raise():
             trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         fit_seconds = time.time() - started
         checkpoint = _checkpoint_callback(trainer)
-        best = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
-        last = checkpoint.last_model_path if checkpoint and checkpoint.last_model_path else None
-        record.update(checkpoints={"best": best, "last": last})
+        # a resumed run that was moved restores the paths Lightning saved before the move: re-root them here
+        best = _in_this_run(checkpoint.best_model_path if checkpoint else None, run_dir, written_in)
+        last = _in_this_run(checkpoint.last_model_path if checkpoint else None, run_dir, written_in)
+        record.update(checkpoints={"best": path_in_run(best, run_dir), "last": path_in_run(last, run_dir)})
         final = _scalars(trainer.callback_metrics)
         test_metrics: dict[str, float] = {}
         if cfg.get("test", True):
@@ -169,7 +224,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             "best": {
                 "monitor": checkpoint.monitor if checkpoint else None,
                 "score": float(best_score) if best_score is not None else None,
-                "checkpoint": best,
+                "checkpoint": path_in_run(best, run_dir),
             },
             "epochs": trainer.current_epoch,
             "global_step": trainer.global_step,

@@ -1,7 +1,8 @@
 """Checks on a composed config that must fail before any data is read or any directory is written.
 
 Option names and types are checked by each registry against its factory's signature; this module adds the
-value ranges that signatures cannot express, and checks that every group's `name` is registered.
+value ranges that signatures cannot express (every task's lr is ``task.optimizer.lr``), and checks that every
+group's `name` is registered and that the task's optimiser and lr schedule names exist.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from qdsbench import attention, data, models, tasks
+from qdsbench.errors import UnknownNameError
+from qdsbench.tasks.base import OPTIMIZERS
+from qdsbench.tasks.schedules import SCHEDULES
 
 
 def _positive(value: Any) -> bool:
@@ -41,6 +45,8 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 GROUP_REGISTRIES = {"data": data.DATASETS, "model": models.MODELS, "attention": attention.BACKENDS, "task": tasks.TASKS}
+# dotted key -> the names it may take, for names that are not a config group's
+NAMES = {"task.optimizer.name": OPTIMIZERS, "task.scheduler.name": SCHEDULES}
 
 
 def validate(cfg: DictConfig) -> None:
@@ -48,6 +54,10 @@ def validate(cfg: DictConfig) -> None:
         node = cfg.get(group)
         if node is not None and node.get("name") is not None:
             registry.get(node.name)  # unknown name -> one line with the valid choices
+    for key, names in NAMES.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and value not in names:
+            raise UnknownNameError(f"unknown {key} {value!r}; valid choices: {', '.join(names)}")
     for key, (predicate, expected) in RANGES.items():
         value = OmegaConf.select(cfg, key, default="__absent__")
         if value != "__absent__" and not predicate(value):

@@ -27,12 +27,12 @@ def main() -> None:
     module = data.create("etth1", data_dir=data_dir, seq_len=96, pred_len=96)
     module.setup()
     x, y = next(iter(module.train_dataloader()))
-    spec = {"name": "etth1", "data_dir": data_dir, "seq_len": 96, "pred_len": 96}
+    spec = module.model_inputs()  # what the datamodule hands every model (shapes, OrthoTrans Q)
     nets = {
-        "olinear (D=512, 2 layers)": models.create("olinear", data=spec, q_cache_dir="logs/cache/orthotrans"),
-        "dlinear": models.create("dlinear", data=spec),
+        "olinear (D=512, 2 layers)": models.create("olinear", inputs=spec, q_cache_dir="logs/cache/orthotrans"),
+        "dlinear": models.create("dlinear", inputs=spec),
         "itransformer (D=256, 2 layers, softmax)": models.create(
-            "itransformer", data=spec, attention={"name": "softmax"}, d_model=256
+            "itransformer", inputs=spec, attention={"name": "softmax"}, d_model=256
         ),
     }
     optimisers = {name: torch.optim.Adam(net.parameters(), lr=1e-4) for name, net in nets.items()}

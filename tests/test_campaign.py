@@ -197,7 +197,7 @@ def test_stage_tables_wait_for_their_stage_and_need_a_renderer(tmp_path):
     campaign = Campaign("monarch", "paper", results=tmp_path, check_data=False)  # no records, no outputs there
     said = []
     assert campaign.build_tables(say=said.append, out=tmp_path / "out") == []
-    assert said == ["stage grid has not run under protocol paper: its tables wait for it"]
+    assert said == [f"stage {s} has not run under protocol paper: its tables wait for it" for s in ("grid", "minilm")]
     campaign = Campaign("monarch", "paper", check_data=False)
     del campaign.manifest.stages.grid["render"]
     with pytest.raises(UserError, match="stage 'grid' of conf/paper/monarch.yaml names no render function"):
@@ -240,7 +240,7 @@ def test_bad_cli_input_is_one_line_naming_the_choices():
     assert out.returncode == 2
     assert out.stderr.strip() == (
         "qdsbench-reproduce: error: unknown table 'ettx' for paper olinear; valid choices: "
-        "ili, ili_s1, etth1, etth2, exchange_rate"
+        "ili, ili_s1, etth1, etth2, exchange_rate, predictions"
     )
 
 

@@ -81,3 +81,27 @@ def test_prepared_mnist_matches_official_counts(tmp_path):
     assert np.bincount(test.targets.numpy()).tolist() == mnist_offline.OFFICIAL_TEST_COUNTS
     assert train.targets[:5].tolist() == [5, 0, 4, 1, 9]
     assert abs(train.data.float().div(255).mean().item() - 0.1307) < 1e-3
+
+
+def test_models_read_no_data():
+    """Data flows one way: a model module imports nothing of qdsbench.data but the ModelInputs it is given."""
+    import ast
+    from pathlib import Path
+
+    import qdsbench.models
+
+    for path in Path(qdsbench.models.__file__).parent.glob("*.py"):
+        for stmt in ast.walk(ast.parse(path.read_text())):
+            names = [stmt.module or ""] if isinstance(stmt, ast.ImportFrom) else []
+            names += [a.name for a in stmt.names] if isinstance(stmt, ast.Import) else []
+            for name in names:
+                assert name == "qdsbench.data.inputs" or not name.startswith(("qdsbench.data", "pandas")), path.name
+
+
+def test_augmentation_takes_the_shape_from_the_config(tmp_path):
+    with pytest.raises(ValueError, match="augment=true needs image_size and in_chans"):
+        data.create("cifar10", data_dir=str(tmp_path), augment=True)
+    module = data.create("cifar10", data_dir=str(tmp_path), augment=True, image_size=32, in_chans=3, num_classes=10)
+    crops = [s for s in module.transform(train=True).transforms if type(s).__name__ == "RandomCrop"]
+    assert [c.size for c in crops] == [(32, 32)]
+    assert module.model_inputs().provided() == {"image_size", "in_chans", "num_classes"}

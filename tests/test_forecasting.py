@@ -10,7 +10,7 @@ from qdsbench.data.forecasting import borders, read_values
 from qdsbench.models.dlinear import DLinear
 from qdsbench.models.olinear import OLinear
 from qdsbench.orthotrans import cached_q_matrix, q_matrix
-from qdsbench.tasks.forecasting import ForecastingTask, lr_factor
+from qdsbench.tasks.forecasting import ForecastingTask
 
 
 def test_split_borders_follow_tslib():
@@ -103,7 +103,7 @@ def test_olinear_shapes_and_a_short_fit_lowers_the_loss():
     x = torch.stack([series[i : i + t] for i in range(0, 300, 10)])
     y = torch.stack([series[i + t : i + t + tau] for i in range(0, 300, 10)])
     assert net(x).shape == y.shape
-    task = ForecastingTask(net, max_epochs=1, lr=3e-3)
+    task = ForecastingTask(net, max_epochs=1, optimizer={"name": "adam", "lr": 3e-3})
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     first = task.loss(net(x), y).item()
     for _ in range(60):
@@ -115,13 +115,12 @@ def test_olinear_shapes_and_a_short_fit_lowers_the_loss():
     assert DLinear(t, tau)(x).shape == y.shape
 
 
-def test_weighted_l1_and_lr_schedules():
-    task = ForecastingTask(torch.nn.Identity(), max_epochs=10)
+def test_weighted_l1():
+    """The LR schedules' closed forms are in test_task_base.py."""
+    task = ForecastingTask(torch.nn.Identity(), max_epochs=10, optimizer={"name": "adam", "lr": 1e-3})
     pred, target = torch.zeros(1, 4, 1), torch.ones(1, 4, 1)
     expected = float(np.mean([(i + 1) ** -0.5 for i in range(4)]))
     assert task.loss(pred, target).item() == pytest.approx(expected)
-    assert [lr_factor("type1", e, 30) for e in range(4)] == [1.0, 0.5, 0.25, 0.125]
-    assert [round(lr_factor("type3", e, 30), 4) for e in range(5)] == [1.0, 1.0, 1.0, 0.9, 0.81]
 
 
 def test_test_metrics_are_float64_over_all_windows(make_cfg, shared_data_dir):
@@ -185,24 +184,65 @@ def test_fast_dev_run_on_a_synthetic_ett_csv(make_cfg, synthetic_ett, model, ext
 def test_olinear_parameter_count_matches_the_reference(shared_data_dir, tmp_path):
     from qdsbench import models
 
-    spec = {"name": "etth1", "data_dir": str(shared_data_dir), "seq_len": 96, "pred_len": 96}
-    net = models.create("olinear", data=spec, q_cache_dir=str(tmp_path))
+    inputs = data.create("etth1", data_dir=str(shared_data_dir), seq_len=96, pred_len=96).model_inputs()
+    net = models.create("olinear", inputs=inputs, q_cache_dir=str(tmp_path))
     assert sum(p.numel() for p in net.parameters()) == 4_518_944  # the notes' count for ETTh1, T = tau = 96
 
 
 def test_olinear_builds_q_from_float32_rows_and_its_forecast_depends_on_q(shared_data_dir, tmp_path):
-    from qdsbench.models.olinear import create_olinear, orthotrans_matrices
+    from qdsbench.models.olinear import create_olinear
 
-    data = {"name": "ili", "data_dir": shared_data_dir, "seq_len": 36, "pred_len": 24}
-    q_in, q_out, _ = orthotrans_matrices(data, "paper_ratio", tmp_path)
+    module = data.create("ili", data_dir=str(shared_data_dir), seq_len=36, pred_len=24)
+    q_in, q_out = module.model_inputs().orthotrans("paper_ratio", tmp_path)
     rows = read_values("ili", shared_data_dir)[: int(966 * 0.7)]
     assert np.array_equal(q_in, q_matrix(rows.astype(np.float32), 36))
     assert np.array_equal(q_out, q_matrix(rows.astype(np.float32), 24))
     assert np.abs(q_in - q_matrix(rows.astype(np.float64), 36)).max() > 1e-6  # the cast is not a no-op
     torch.manual_seed(0)
-    model = create_olinear(data=data, q_cache_dir=str(tmp_path), d_model=16, d_ff=16, e_layers=1).eval()
+    model = create_olinear(inputs=module.model_inputs(), q_cache_dir=str(tmp_path), d_model=16, d_ff=16, e_layers=1)
+    model.eval()
+    assert torch.equal(model.q_in, torch.from_numpy(q_in)) and torch.equal(model.q_out, torch.from_numpy(q_out))
     x = torch.randn(2, 36, 7)
     with torch.no_grad():
         forecast = model(x)
         model.q_in.copy_(torch.eye(36))  # OrthoTrans replaced by the identity: a different forecast
         assert not torch.allclose(model(x), forecast, atol=1e-4)
+
+
+def test_q_rows_rules_pick_the_papers_share_or_the_train_split(shared_data_dir, tmp_path):
+    """ETTh1 (17420 rows): paper_ratio = the first int(0.6 n) = 10452 rows, train_split = the 12 months (8640)."""
+    module = data.create("etth1", data_dir=str(shared_data_dir), seq_len=12, pred_len=6)
+    raw = read_values("etth1", shared_data_dir).astype(np.float32)
+    for rule, n_rows in (("paper_ratio", 10452), ("train_split", 8640)):
+        q_in, q_out = module.model_inputs().orthotrans(rule, tmp_path)
+        assert np.array_equal(q_in, q_matrix(raw[:n_rows], 12)) and np.array_equal(q_out, q_matrix(raw[:n_rows], 6))
+    with pytest.raises(ValueError, match="unknown q_rows 'all'"):
+        module.model_inputs().orthotrans("all", tmp_path)
+
+
+def test_model_inputs_carry_the_declared_shapes_and_a_wrong_declaration_fails(shared_data_dir):
+    inputs = data.create("ili", data_dir=str(shared_data_dir), seq_len=36, pred_len=24).model_inputs()
+    assert (inputs.seq_len, inputs.pred_len, inputs.num_variates) == (36, 24, 7)  # undeclared: the file's columns
+    assert data.create("ili", data_dir="nowhere", num_variates=7).model_inputs().num_variates == 7  # reads nothing
+    wrong = data.create("ili", data_dir=str(shared_data_dir), num_variates=8)
+    with pytest.raises(data.DatasetCorruptError, match="has 7 variates but the config declares num_variates=8"):
+        wrong.prepare_data()
+    with pytest.raises(data.DatasetCorruptError, match="num_variates=8"):
+        wrong.model_inputs().orthotrans("paper_ratio", "unused")
+
+
+def test_a_forecasting_model_on_image_data_names_what_is_missing():
+    from omegaconf import OmegaConf
+
+    from qdsbench.builders import build_net
+    from qdsbench.errors import UserError
+
+    cfg = OmegaConf.create(
+        {
+            "model": {"name": "dlinear"},
+            "attention": {"name": "softmax"},
+            "data": {"name": "digits", "data_dir": "unused", "image_size": 8, "in_chans": 1, "num_classes": 10},
+        }
+    )
+    with pytest.raises(UserError, match="model 'dlinear' needs seq_len, pred_len from its data.*'digits'"):
+        build_net(cfg)

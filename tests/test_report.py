@@ -383,7 +383,7 @@ def test_dashboard_shows_the_committed_campaign_tables_with_their_verdicts():
     assert any(n.startswith("Protocol **paper**") for n in ili["notes"])  # the protocol and what n means
     assert ("qds", "table1") in tables
     # a table drawn as a figure (figure: true) carries that committed PNG, byte for byte
-    assert [f["name"] for f in ili["figures"]] == ["ili_vs_pred_len.png"]
+    assert [f["name"] for f in ili["figures"]] == ["ili_vs_pred_len.png", "ili_predictions.png"]
     png = (REPO_ROOT / "results" / "olinear" / "ili_vs_pred_len.png").read_bytes()
     assert base64.b64decode(ili["figures"][0]["data"]) == png
     assert tables[("qds", "table1")]["figures"] == []

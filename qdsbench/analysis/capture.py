@@ -1,12 +1,14 @@
-"""Capture attention matrices, queries/keys/values and hidden states from any qdsbench model with hooks.
+"""Capture attention matrices, queries/keys/values, outputs and hidden states from any qdsbench model with hooks.
 
-Every ``AttentionBackend`` module in the model (wherever it sits) gets a forward pre-hook that keeps its (q, k, v)
-inputs and has ``capture`` switched on, so backends that form a matrix leave it in ``last_attention``. Backends
-without one get it recomputed from the captured q, k when possible: ``attention_matrix`` (Monarch, sink_window) or,
-for the fused ``sdpa`` path, the explicit softmax it computes. Kernelised backends (performer, linear, cosformer,
-nystrom) have no matrix and are reported without one. Hidden states come from ``model.blocks`` (timm-style blocks):
-block input, block output and, for blocks with ``attn`` and ``ls1``, the residual stream right after the attention
-sublayer (``x + ls1(attn(norm1(x)))`` at eval time).
+The one capture mechanism: analysis, the Delta study, the long-context evaluation and the diagnostics callback all
+use it. Every ``AttentionBackend`` module in the model (wherever it sits) gets forward hooks that keep its (q, k, v)
+inputs and, if asked, its output. Attention matrices (``matrices``): ``all`` switches ``capture`` on, so a backend
+that builds its matrix leaves it in ``last_attention``, and any other gets its own ``attention_matrix`` recomputed
+from the captured q, k (kernelised backends have none and are reported without one); ``formed`` keeps only the
+matrices backends form in their forward anyway (``forms_matrix``: no extra N x N work, for training-time
+diagnostics); ``none`` builds no N x N matrix at all (long contexts). Hidden states come from ``model.blocks``
+(timm-style blocks): block input, block output and, for blocks with ``attn`` and ``ls1``, the residual stream right
+after the attention sublayer (``x + ls1(attn(norm1(x)))`` at eval time).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from qdsbench.attention.base import AttentionBackend, masked_fill_scores
+from qdsbench.attention.base import AttentionBackend
+
+MATRICES = ("all", "formed", "none")
 
 
 @dataclass
@@ -29,32 +33,36 @@ class LayerRecord:
     k: list[torch.Tensor] = field(default_factory=list)
     v: list[torch.Tensor] = field(default_factory=list)
     attention: list[torch.Tensor] = field(default_factory=list)
+    out: list[torch.Tensor] = field(default_factory=list)
 
     def cat(self, name: str) -> torch.Tensor | None:
         parts = getattr(self, name)
         return torch.cat(parts) if parts else None
 
 
-def _reference_matrix(backend: AttentionBackend, q, k, mask) -> torch.Tensor | None:
-    if hasattr(backend, "attention_matrix"):
-        return backend.attention_matrix(q, k, mask)
-    if getattr(backend, "registered_name", None) == "sdpa":
-        scores = torch.matmul(q, k.transpose(-2, -1)) * backend.scale_for(q)
-        return torch.softmax(masked_fill_scores(scores, backend.full_mask(mask, q, k)), dim=-1)
-    return None
+def _first(output):
+    """A block's hidden state: blocks that also return a KV cache (the decoder's) give (x, cache)."""
+    return output[0] if isinstance(output, tuple) else output
 
 
 class Capture:
-    """``with Capture(model) as cap: model(x)`` (any number of forwards); then ``cap.layers`` and ``cap.hidden``."""
+    """``with Capture(model) as cap: model(x)`` (any number of forwards); then ``cap.layers`` and ``cap.hidden``.
 
-    def __init__(self, model: nn.Module):
-        self.model = model
+    ``inputs`` keeps each backend's q, k, v, ``outputs`` its output, ``hidden`` the block states; ``matrices`` is
+    one of ``MATRICES`` (see the module docstring)."""
+
+    def __init__(
+        self, model: nn.Module, matrices: str = "all", inputs: bool = True, outputs: bool = False, hidden: bool = True
+    ):
+        if matrices not in MATRICES:
+            raise ValueError(f"unknown matrices='{matrices}'; valid choices: {', '.join(MATRICES)}")
+        self.model, self.matrices, self.inputs, self.outputs = model, matrices, inputs, outputs
         self.backends = [(name, m) for name, m in model.named_modules() if isinstance(m, AttentionBackend)]
         self.layers = [LayerRecord(i, name, b.name, bool(b.causal)) for i, (name, b) in enumerate(self.backends)]
         blocks = getattr(model, "blocks", None)
         if blocks is None and hasattr(model, "net"):
             blocks = getattr(model.net, "blocks", None)
-        self.blocks = list(blocks) if blocks is not None else []
+        self.blocks = list(blocks) if blocks is not None and hidden else []
         self.hidden = {
             "block_in": [[] for _ in self.blocks],
             "block_out": [[] for _ in self.blocks],
@@ -64,10 +72,13 @@ class Capture:
         self._saved_capture: list[bool] = []
         self._pending: list[tuple | None] = [None] * len(self.backends)
 
+    def _keeps_matrix(self, backend: AttentionBackend) -> bool:
+        return self.matrices == "all" or (self.matrices == "formed" and backend.forms_matrix)
+
     def __enter__(self) -> Capture:
         for index, (_, backend) in enumerate(self.backends):
             self._saved_capture.append(backend.capture)
-            backend.capture = True
+            backend.capture = self._keeps_matrix(backend) or backend.capture
             self._handles.append(backend.register_forward_pre_hook(self._pre_hook(index), with_kwargs=True))
             self._handles.append(backend.register_forward_hook(self._post_hook(index)))
         for index, block in enumerate(self.blocks):
@@ -96,13 +107,18 @@ class Capture:
         def hook(module, args, output):
             q, k, v, mask = self._pending[index]
             record = self.layers[index]
-            record.q.append(q)
-            record.k.append(k)
-            record.v.append(v)
+            if self.inputs:
+                record.q.append(q)
+                record.k.append(k)
+                record.v.append(v)
+            if self.outputs:
+                record.out.append(output.detach())
+            if not self._keeps_matrix(module):
+                return
             a = module.last_attention
-            if a is None:
+            if a is None and self.matrices == "all":
                 with torch.no_grad():
-                    a = _reference_matrix(module, q, k, mask)
+                    a = module.attention_matrix(q, k, mask)
             if a is not None:
                 record.attention.append(a.detach().to(v.dtype))
 
@@ -111,7 +127,7 @@ class Capture:
     def _block_hook(self, index: int):
         def hook(module, args, output):
             self.hidden["block_in"][index].append(args[0].detach())
-            self.hidden["block_out"][index].append(output.detach())
+            self.hidden["block_out"][index].append(_first(output).detach())
 
         return hook
 

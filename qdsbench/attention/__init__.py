@@ -5,6 +5,8 @@ Adding a backend is one module in this package (decorated with ``@register``) pl
 
 import importlib
 import pkgutil
+from collections.abc import Mapping
+from typing import Any
 
 from qdsbench.attention.base import AttentionBackend, MatrixAttention
 from qdsbench.attention.registry import BACKENDS, register
@@ -27,4 +29,14 @@ def create(name: str, **kwargs) -> AttentionBackend:
     return BACKENDS.create(name, **kwargs)
 
 
-__all__ = ["AttentionBackend", "MatrixAttention", "available", "create", "register"]
+def from_config(config: Mapping[str, Any], **overrides: Any) -> AttentionBackend:
+    """A backend from an ``attention`` config (``name`` + options, as Hydra's group holds it); ``overrides`` win.
+    Every model builds its backends here, so a missing name reads the same everywhere."""
+    options = {**config, **overrides}
+    name = options.pop("name", None)
+    if name is None:
+        raise ValueError("attention config needs a 'name'; valid choices: " + ", ".join(available()))
+    return create(name, **options)
+
+
+__all__ = ["AttentionBackend", "MatrixAttention", "available", "create", "from_config", "register"]

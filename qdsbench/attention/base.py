@@ -4,6 +4,10 @@ A backend is called as ``backend(q, k, v, mask=None) -> out`` with q, k, v and o
 Scaling by 1/sqrt(d) happens inside the backend so that normalisers which are not scale invariant
 (QontOT) see exactly the scores the config says. ``mask`` is boolean, True where a query may attend a key,
 either broadcastable to (B, H, N, N) or a (B, N) key-padding mask.
+
+What the rest of qdsbench needs to know about a backend it asks the backend, never a list of names:
+``flops(n, d)`` (convert), ``attention_matrix(q, k, mask)`` and ``forms_matrix`` (analysis capture, diagnostics),
+``supports_causal`` and ``not_supported_reasons(causal=...)`` (models that need causal attention).
 """
 
 from __future__ import annotations
@@ -12,15 +16,28 @@ import torch
 from torch import nn
 
 
+def causal_mask(n_q: int, n_k: int, device=None) -> torch.Tensor:
+    """(Nq, Nk) boolean, True where query i may see key j: causality aligned to the last key (a prefill continues
+    the keys already there), so a square mask is the lower triangle."""
+    return torch.ones(n_q, n_k, dtype=torch.bool, device=device).tril(n_k - n_q)
+
+
+def dense_attention_flops(n: int, d: int) -> int:
+    """Bmm FLOPs per head of attention with an explicit N x N matrix: q k^T and P v, 2 N^2 d each."""
+    return 4 * n * n * d
+
+
 class AttentionBackend(nn.Module):
     """Base class: input checks, the scale, causal masking and an optional capture of the attention matrix."""
 
     supports_causal: bool = True
+    forms_matrix: bool = False  # the forward builds the N x N matrix anyway, so keeping it costs nothing
 
     def __init__(self, scale: float | None = None, causal: bool = False):
         super().__init__()
-        if causal and not self.supports_causal:
-            raise ValueError(f"attention backend '{self.name}' does not support causal=True; use causal=false")
+        reasons = self.not_supported_reasons(causal=causal)
+        if reasons:
+            raise ValueError("; ".join(reasons))
         self.scale = scale
         self.causal = causal
         self.capture = False  # analysis hooks set this to keep the last attention matrix
@@ -29,6 +46,30 @@ class AttentionBackend(nn.Module):
     @property
     def name(self) -> str:
         return getattr(type(self), "registered_name", type(self).__name__)
+
+    @classmethod
+    def not_supported_reasons(cls, causal: bool = False) -> list[str]:
+        """Why this backend refuses these settings, one line each naming it and the backends that can; [] = fine.
+        Asked before building (``cls.not_supported_reasons(causal=True)``) and by ``__init__``."""
+        if causal and not cls.supports_causal:
+            from qdsbench.attention.registry import BACKENDS
+
+            can = [n for n in BACKENDS.available() if getattr(BACKENDS.get(n), "supports_causal", True)]
+            name = getattr(cls, "registered_name", cls.__name__)
+            return [
+                f"attention backend '{name}' does not support causal=True; causal backends: {', '.join(can)} "
+                "(or use causal=false)"
+            ]
+        return []
+
+    def flops(self, n: int, d: int) -> int | None:
+        """Analytic attention FLOPs per head for N queries and N keys of size d (d_v = d); None: no formula, so
+        only the FLOPs torch's counter measures are reported."""
+        return None
+
+    def attention_matrix(self, q, k, mask=None) -> torch.Tensor | None:
+        """The (B, H, Nq, Nk) matrix P with out = P v, for analysis; None for backends that have none."""
+        return None
 
     def scale_for(self, q: torch.Tensor) -> float:
         return self.scale if self.scale is not None else q.shape[-1] ** -0.5
@@ -63,7 +104,7 @@ class AttentionBackend(nn.Module):
                     f"got {tuple(mask.shape)}"
                 )
         if self.causal:
-            causal = torch.ones(n_q, n_k, dtype=torch.bool, device=q.device).tril(n_k - n_q)
+            causal = causal_mask(n_q, n_k, q.device)
             mask = causal if mask is None else mask & causal
         return mask
 
@@ -73,6 +114,8 @@ class AttentionBackend(nn.Module):
 
 class MatrixAttention(AttentionBackend):
     """A backend that forms the dense attention matrix P = normalize(scale * q k^T, mask) and returns P v."""
+
+    forms_matrix = True
 
     def normalize(self, scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError

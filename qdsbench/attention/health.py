@@ -12,6 +12,8 @@ import math
 import torch
 from torch import nn
 
+from qdsbench.errors import DegenerateAttentionError
+
 DEGENERATE_WITHIN = 0.05
 FACTORS = "model.init (timm | sinkformer), attention.inject (scaled | raw | standardized), attention.theta_range"
 
@@ -47,10 +49,6 @@ def static_backends(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, MatrixAttention) and getattr(m, "grad", None) == "none"]
 
 
-class DegenerateAttentionError(ValueError):
-    """A static normaliser whose P is the identity or uniform at initialisation."""
-
-
 @torch.no_grad()
 def check_static_attention(
     model: nn.Module, inputs: torch.Tensor, within: float = DEGENERATE_WITHIN, stop: bool = True
@@ -60,22 +58,21 @@ def check_static_attention(
     backends = static_backends(model)
     if not backends:
         return []
+    from qdsbench.analysis.capture import Capture  # the one capture mechanism (analysis, Delta, diagnostics)
+
     was_training = model.training
     model.eval()
-    for backend in backends:
-        backend.capture, backend.last_attention = True, None
     try:
-        model(inputs)
+        with Capture(model, matrices="formed", inputs=False, hidden=False) as cap:
+            model(inputs)
     finally:
-        for backend in backends:
-            backend.capture = False
         model.train(was_training)
+    formed = {id(b): r.attention[-1] for (_, b), r in zip(cap.backends, cap.layers) if r.attention}
     report = []
     for index, backend in enumerate(backends):
-        if backend.last_attention is None:
+        if id(backend) not in formed:
             continue
-        stats = matrix_stats(backend.last_attention)
-        backend.last_attention = None
+        stats = matrix_stats(formed[id(backend)])
         kind = degenerate(stats, within)
         if kind and stop:
             raise DegenerateAttentionError(

@@ -54,6 +54,9 @@ class MonarchAttention(AttentionBackend):
         m = math.ceil(n / b)
         return b, m, m * b - n
 
+    def flops(self, n, d):
+        return monarch_flops(n, d, self.geometry(n)[0], self.num_steps)
+
     def _padded(self, x: torch.Tensor, extra: int) -> torch.Tensor:
         return F.pad(x, (0, 0, extra, 0) if self.pad == "pre" else (0, 0, 0, extra))
 

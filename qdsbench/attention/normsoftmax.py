@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from qdsbench.attention.base import MatrixAttention, masked_fill_scores
+from qdsbench.attention.base import MatrixAttention, dense_attention_flops, masked_fill_scores
 from qdsbench.attention.registry import register
 
 
@@ -47,6 +47,9 @@ class _NormSoftmax(MatrixAttention):
         temperature = torch.clamp(spread, min=self.eps, max=cap)
         probs = torch.softmax(masked_fill_scores(scores / temperature, mask), dim=-1)
         return probs if mask is None else torch.nan_to_num(probs, nan=0.0)
+
+    def flops(self, n, d):
+        return dense_attention_flops(n, d)
 
 
 @register("normsoftmax_std")

@@ -26,7 +26,7 @@ import functools
 
 import torch
 
-from qdsbench.attention.base import MatrixAttention
+from qdsbench.attention.base import MatrixAttention, dense_attention_flops
 from qdsbench.attention.registry import register
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -78,6 +78,9 @@ class QRAttention(MatrixAttention):
         if noise < 0:
             raise ValueError(f"qr noise={noise} must be >= 0")
         self.noise, self.dtype = noise, DTYPES[dtype]
+
+    def flops(self, n, d):
+        return dense_attention_flops(n, d)  # the bmms only: LAPACK's QR is not counted (nor measured)
 
     def reference_normalize(self, scores, mask=None):
         """The implementation before SquaredQ (torch.linalg.qr, autograd's generic QR backward): the reference the

@@ -1,8 +1,9 @@
-"""torch's fused scaled_dot_product_attention: the fast path, with no explicit matrix."""
+"""torch's fused scaled_dot_product_attention: the fast path, with no explicit matrix in its forward."""
 
+import torch
 import torch.nn.functional as F
 
-from qdsbench.attention.base import AttentionBackend
+from qdsbench.attention.base import AttentionBackend, dense_attention_flops, masked_fill_scores
 from qdsbench.attention.registry import register
 
 
@@ -14,3 +15,11 @@ class SDPAAttention(AttentionBackend):
             return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale_for(q))
         mask = self.full_mask(mask, q, k)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale_for(q))
+
+    def flops(self, n, d):
+        return dense_attention_flops(n, d)
+
+    def attention_matrix(self, q, k, mask=None):
+        """The softmax matrix the fused kernel applies, built explicitly (analysis only: O(N^2) memory)."""
+        scores = torch.matmul(q, k.transpose(-2, -1)) * self.scale_for(q)
+        return torch.softmax(masked_fill_scores(scores, self.full_mask(mask, q, k)), dim=-1)

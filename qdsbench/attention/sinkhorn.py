@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from qdsbench.attention.base import MatrixAttention
+from qdsbench.attention.base import MatrixAttention, dense_attention_flops
 from qdsbench.attention.registry import register
 
 
@@ -60,3 +60,6 @@ class SinkhornAttention(MatrixAttention):
         if mask is not None and mask.shape[-2] == 1 and scores.shape[-2] == scores.shape[-1]:
             mask = mask & mask.transpose(-1, -2)  # a key-padding mask also pads the queries in self-attention
         return sinkhorn_log(scores, self.n_iter, self.eps, mask)
+
+    def flops(self, n, d):
+        return dense_attention_flops(n, d)

@@ -42,7 +42,9 @@ def hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    sys.argv = [sys.argv[0], *[a if "=" in a or a.startswith("-") else f"run_dir={a}" for a in sys.argv[1:]]]
+    from qdsbench.cli.preflight import bare_dir_as_run_dir
+
+    sys.argv = [sys.argv[0], *bare_dir_as_run_dir(sys.argv[1:])]
     hydra_main()
 
 

@@ -10,21 +10,8 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-from qdsbench.cli.preflight import PreflightError
-from qdsbench.data.errors import DatasetMissingError
-from qdsbench.registry import UnknownNameError
-from qdsbench.runrecord import RunDirectoryInUseError, RunRecordWriteError
-from qdsbench.tasks.classification import NonFiniteLossError
+from qdsbench.errors import USER_ERRORS
 
-USER_ERRORS = (
-    PreflightError,
-    UnknownNameError,
-    DatasetMissingError,
-    RunDirectoryInUseError,
-    RunRecordWriteError,
-    NonFiniteLossError,
-    ValueError,
-)
 T = TypeVar("T")
 
 

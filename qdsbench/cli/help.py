@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from qdsbench.cli.preflight import group_options
+from qdsbench.config import group_options
 
 FLAGS = [
     ("KEY=VALUE, group=option", "Hydra overrides (after the experiment preset in the defaults list)"),
@@ -36,13 +36,13 @@ def header_comment(path: Path) -> list[str]:
 
 
 def defaults_groups(path: Path) -> list[tuple[str, str]]:
-    """(group, default option) of the root config's defaults list, in override order."""
+    """(group, default option) of the root config's defaults list, in override order; ``???`` = to be given."""
     out = []
-    for entry in OmegaConf.load(path).get("defaults", []):
-        if OmegaConf.is_dict(entry) or isinstance(entry, dict):
-            for key, value in dict(entry).items():
+    for entry in OmegaConf.to_container(OmegaConf.load(path)).get("defaults", []):
+        if isinstance(entry, dict):
+            for key, value in entry.items():
                 group = key.removeprefix("optional ").removeprefix("override ")
-                out.append((group, "null" if value is None else str(value)))
+                out.append((group, {None: "null", "???": "(required)"}.get(value, str(value))))
     return out
 
 

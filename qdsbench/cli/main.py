@@ -1,7 +1,7 @@
 """``qdsbench <verb>``: the one front door. Each verb is one of the console scripts (kept as aliases).
 
 Nothing heavy is imported until a verb runs, so ``qdsbench --help`` answers at once; the verb's own ``--help``
-(Hydra's for train / eval / analyze / eval-longctx, argparse's for the rest) says how to call it.
+(Hydra's for train / eval / analyze / convert / eval-longctx, argparse's for the rest) says how to call it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ VERBS = {
     "train": ("qdsbench.cli.train:main", "fit, then test on the best checkpoint (Hydra overrides: attention=qr ...)"),
     "eval": ("qdsbench.cli.eval:main", "evaluate a finished run's checkpoint (run_dir=... [data=...])"),
     "analyze": ("qdsbench.cli.analyze:main", "attention sinks / diagonals / oversmoothing of a run (run_dir=...)"),
-    "convert": ("qdsbench.convert:main", "zero-shot conversion of a trained model's attention to another backend"),
+    "convert": ("qdsbench.cli.convert:main", "zero-shot swap of a run's attention backend (run_dir=... attention=...)"),
     "eval-longctx": ("qdsbench.cli.eval_longctx:main", "long-context evaluation: sparse / Delta prefill on RULER"),
     "reproduce": ("qdsbench.campaign.cli:main", "a paper's campaign: --plan, --hours H, --tables-only, --commands"),
     "report": ("qdsbench.report.cli:main", "HTML dashboard and summary tables of runs and campaign tables"),

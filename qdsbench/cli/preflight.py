@@ -9,16 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import ConfigCompositionException, OverrideParseException
+from hydra.errors import ConfigCompositionException, HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
-
-class PreflightError(ValueError):
-    pass
-
+from qdsbench.config import compose, group_options
+from qdsbench.errors import PreflightError
 
 # Hydra's flags that take a value (the next token), and --info's optional one.
 VALUE_FLAGS = {
@@ -38,6 +34,18 @@ INFO_FLAGS = {"--info", "-i"}
 INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 
 
+def bare_dir_as_run_dir(argv: list[str]) -> list[str]:
+    """``qdsbench analyze <dir>`` as ``run_dir=<dir>``: a token that is no flag, flag value or override."""
+    out, skip_next = [], False
+    for index, token in enumerate(argv):
+        bare = not skip_next and "=" not in token and not token.startswith("-")
+        out.append(f"run_dir={token}" if bare else token)
+        skip_next = not skip_next and (
+            token in VALUE_FLAGS or (token in INFO_FLAGS and index + 1 < len(argv) and argv[index + 1] in INFO_VALUES)
+        )
+    return out
+
+
 def split_overrides(argv: list[str]) -> tuple[list[str], bool]:
     """The overrides of a Hydra command line (every flag and flag value removed) and whether it is a multirun."""
     overrides, skip_next, multirun = [], False, False
@@ -54,13 +62,6 @@ def split_overrides(argv: list[str]) -> tuple[list[str], bool]:
         elif not token.startswith("-"):
             overrides.append(token)
     return overrides, multirun
-
-
-def group_options(conf_dir: Path, group: str) -> list[str] | None:
-    folder = conf_dir / group
-    if not folder.is_dir():
-        return None
-    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml"))
 
 
 def check_group_values(conf_dir: Path, overrides: list[str]) -> None:
@@ -90,24 +91,33 @@ def _parent_keys(cfg: DictConfig, dotted: str) -> tuple[str, list[str]]:
 
 def check_keys(conf_dir: Path, config_name: str, overrides: list[str]) -> None:
     plain = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            try:
-                compose(config_name=config_name, overrides=plain)
-            except ConfigCompositionException as err:
-                message = str(err)
-                if message.startswith("Could not override '"):
-                    key = message.split("'")[1]
-                    base = compose(config_name=config_name, overrides=[o for o in plain if not o.startswith(f"{key}=")])
-                    where, keys = _parent_keys(base, key)
-                    raise PreflightError(
-                        f"unknown config key '{key}'; valid keys of {where}: {', '.join(keys)} "
-                        f"(prefix with + to add a new key)"
-                    ) from None
-                raise PreflightError(message.splitlines()[0]) from None
-    finally:
-        GlobalHydra.instance().clear()
+        compose(config_name, plain, conf_dir)
+    except ConfigCompositionException as err:
+        message = str(err)
+        if message.startswith("Could not override '"):
+            key = message.split("'")[1]
+            base = compose(config_name, [o for o in plain if not o.startswith(f"{key}=")], conf_dir)
+            where, keys = _parent_keys(base, key)
+            raise PreflightError(
+                f"unknown config key '{key}'; valid keys of {where}: {', '.join(keys)} (prefix with + to add a new key)"
+            ) from None
+        raise PreflightError(_one_line(conf_dir, message)) from None
+
+
+def _one_line(conf_dir: Path, message: str) -> str:
+    """Hydra's first line, plus the valid choices it lists on later lines (an unknown option inside an experiment
+    file) or, for an unknown group in a defaults list, the groups there are."""
+    first, lines = message.splitlines()[0], message.splitlines()
+    if any(line.startswith("Available options in") for line in lines):
+        start = next(i for i, line in enumerate(lines) if line.startswith("Available options in")) + 1
+        options = [line.strip() for line in lines[start:] if line.startswith("\t")]
+        options = options[: next((i for i, o in enumerate(options) if o.startswith("provider=")), len(options))]
+        return f"{first}; valid choices: {', '.join(options)}"
+    if "No match in the defaults list" in first:
+        groups = sorted(d.name for d in conf_dir.iterdir() if d.is_dir() and d.name not in ("hydra", "local"))
+        return f"{first} Valid groups: {', '.join(groups)}"
+    return first
 
 
 MODE_FLAGS = {
@@ -139,5 +149,21 @@ def preflight(conf_dir: str | Path, config_name: str, argv: list[str]) -> None:
     check_modes(argv)
     overrides, multirun = split_overrides(argv)
     check_group_values(conf_dir, overrides)
-    if not multirun and not any("," in o.split("=", 1)[-1] and "glob(" not in o for o in overrides):
-        check_keys(conf_dir, config_name, overrides)
+    if not any("glob(" in o for o in overrides):  # a sweep is checked with each swept key's first value
+        check_keys(conf_dir, config_name, first_sweep_values(overrides) if multirun else overrides)
+
+
+def first_sweep_values(overrides: list[str]) -> list[str]:
+    """The overrides of a sweep's first job, enough to catch a misspelled key before any job starts."""
+    first = []
+    for override, text in zip(OverridesParser.create().parse_overrides(overrides), overrides):
+        if override.is_sweep_override():
+            try:
+                value = next(iter(override.sweep_string_iterator()), None)
+            except HydraException:  # interval(...), for Optuna: no first value to compose with, left out
+                continue
+            if value is None:
+                continue
+            text = f"{override.get_key_element()}={value}"
+        first.append(text)
+    return first

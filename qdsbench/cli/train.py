@@ -6,13 +6,14 @@ import hydra
 from omegaconf import DictConfig, open_dict
 
 import qdsbench  # noqa: F401  (sets OMP_WAIT_POLICY / WANDB_MODE before torch loads)
-from qdsbench.cli.preflight import PreflightError, preflight
+from qdsbench.cli.preflight import preflight
 from qdsbench.config import config_dir
+from qdsbench.errors import PreflightError
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
-    from qdsbench.cli.errors import exit_on_user_error  # imports torch / lightning: only once a run starts
+    from qdsbench.cli.errors import exit_on_user_error
     from qdsbench.train import train
 
     with open_dict(cfg):
@@ -44,12 +45,17 @@ def job_command(argv: list[str]) -> tuple[str, dict | None]:
 
 def refuse_used_run_dir(argv: list[str]) -> None:
     """Hydra writes ``.hydra/`` into the run directory before the task starts: a directory that already holds a
-    run record must be refused here, or its config snapshot is overwritten before train() can say no."""
+    run record must be refused here, or its config snapshot is overwritten before train() can say no; one that
+    cannot be created (a read-only log root) too, or Hydra fails with a traceback."""
     from pathlib import Path
 
     for token in argv:
         if token.startswith("hydra.run.dir="):
             run_dir = Path(token.split("=", 1)[1])
+            try:
+                run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise PreflightError(f"cannot create run directory {run_dir}: {err.strerror or err}") from None
             if (run_dir / "run.json").is_file() and f"resume={run_dir}" not in argv:
                 raise PreflightError(
                     f"run directory {run_dir} already holds a run record; nothing was changed there: "

@@ -23,6 +23,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from qdsbench.data.inputs import ModelInputs
 from qdsbench.data.registry import register
 
 MU1, MU2, MU3 = 0, 1, 2
@@ -88,6 +89,7 @@ class _Repeat(Dataset):
 
 class CooccurrenceDataModule(pl.LightningDataModule):
     group_names = TYPE_NAMES
+    task = "cooccurrence"  # the task its (tokens, +-1 label, type) batches are for
 
     def __init__(
         self,
@@ -113,6 +115,9 @@ class CooccurrenceDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.sets: dict[str, tuple] = {}
         generate(self.counts["train"], vocab_size, seq_len, seed, self.distinct)  # bad sizes fail at construction
+
+    def model_inputs(self) -> ModelInputs:
+        return ModelInputs(seq_len=self.seq_len, vocab_size=self.vocab_size)
 
     def setup(self, stage: str | None = None) -> None:
         for offset, split in enumerate(("train", "val", "test")):

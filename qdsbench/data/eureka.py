@@ -15,9 +15,9 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import datasets
 
-from qdsbench.data.errors import DatasetMissingError
 from qdsbench.data.registry import register
 from qdsbench.data.vision import SPECS, ImageClassificationDataModule, TorchvisionDataModule
+from qdsbench.errors import DatasetMissingError
 
 SOURCES = ("torchvision", "fake")
 

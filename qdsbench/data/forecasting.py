@@ -4,6 +4,7 @@ Splits: ETT hourly 12/4/4 months (borders [0, 8640-T, 11520-T] / [8640, 11520, 1
 ETT 15-min the same x4, other datasets 7:1:2 (num_train = int(0.7 n), num_test = int(0.2 n)); validation and test
 segments start T rows early. StandardScaler (population std) fitted on the train rows only. Stride-1 windows.
 Test loader: shuffle=False, drop_last=False. Files are checked by md5 where known; a missing file fails with one line.
+Models get the shapes and OLinear's OrthoTrans Q from ``model_inputs()``: this module is the only reader of the files.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from qdsbench.data.errors import DatasetCorruptError, DatasetMissingError
+from qdsbench.data.inputs import ModelInputs
 from qdsbench.data.registry import register
 from qdsbench.data.samplers import EpochSeededSampler
+from qdsbench.errors import DatasetCorruptError, DatasetMissingError
+from qdsbench.orthotrans import cached_q_matrix, q_rows_for
 
 TSLIB = "the Time-Series-Library dataset bundle (github.com/thuml/Time-Series-Library, 'all_datasets')"
 
@@ -94,6 +97,23 @@ def file_md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
+def _numeric(frame: pd.DataFrame, path: Path, name: str) -> np.ndarray:
+    """The cells as float64; the first empty, NaN or non-numeric cell is one error naming the file, line and column
+    (else it would surface epochs later as a NaN loss blamed on the learning rate)."""
+    numbers = frame.apply(pd.to_numeric, errors="coerce")
+    bad = numbers.isna().to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad.any(axis=1))[0])
+        col = int(np.flatnonzero(bad[row])[0])
+        cell = frame.iat[row, col]
+        what = "is empty or NaN" if pd.isna(cell) else f"{cell!r} is not a number"
+        raise DatasetCorruptError(
+            f"dataset '{name}': {path} line {row + 2}, column '{frame.columns[col]}': {what}; "
+            "every data cell must be a number (fix the file or download it again)"
+        )
+    return numbers.to_numpy(dtype=np.float64)
+
+
 def read_values(name: str, data_dir: str | Path, verify_md5: bool = True) -> np.ndarray:
     """The file's data columns (date dropped; custom files reordered to <others>, OT) as float64 rows x variates."""
     spec = FILES[name]
@@ -111,7 +131,7 @@ def read_values(name: str, data_dir: str | Path, verify_md5: bool = True) -> np.
         frame = frame[columns]
     else:
         frame = frame.drop(columns=["date"])
-    values = frame.to_numpy(dtype=np.float64)
+    values = _numeric(frame, path, name)
     if spec.kind.startswith("ett") and len(values) < borders(spec.kind, len(values), 0)[1][2]:
         raise DatasetCorruptError(
             f"dataset '{name}': {path} has {len(values)} rows, fewer than the protocol's "
@@ -135,6 +155,8 @@ class WindowDataset(Dataset):
 
 
 class ForecastDataModule(pl.LightningDataModule):
+    task = "forecasting"  # the task its (input window, target window) batches are for
+
     def __init__(
         self,
         *,
@@ -148,7 +170,7 @@ class ForecastDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         verify_md5: bool = True,
         shuffle_seed: int | None = None,
-        num_variates: int | None = None,
+        num_variates: int | None = None,  # the config's declaration; checked against the file when it is read
     ):
         super().__init__()
         if name not in FILES:
@@ -157,17 +179,43 @@ class ForecastDataModule(pl.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.test_batch_size, self.num_workers, self.verify_md5 = test_batch_size, num_workers, verify_md5
         self.shuffle_seed = 0 if shuffle_seed is None else shuffle_seed
+        self.num_variates = num_variates
         self.sets: dict[str, WindowDataset] = {}
         self.scaler_mean: np.ndarray | None = None
         self.scaler_std: np.ndarray | None = None
 
+    def read(self) -> np.ndarray:
+        """The file's rows (``read_values``); a column count other than the declared num_variates fails here."""
+        values = read_values(self.name, self.data_dir, self.verify_md5)
+        if self.num_variates is not None and values.shape[1] != self.num_variates:
+            raise DatasetCorruptError(
+                f"dataset '{self.name}': {FILES[self.name].path} has {values.shape[1]} variates but the config "
+                f"declares num_variates={self.num_variates}; fix conf/data/{self.name}.yaml or the file"
+            )
+        return values
+
+    def model_inputs(self) -> ModelInputs:
+        """Shapes (the declared num_variates, else the file's) and the OrthoTrans Q; nothing is read until needed."""
+        num_variates = self.num_variates if self.num_variates is not None else self.read().shape[1]
+        return ModelInputs(
+            seq_len=self.seq_len, pred_len=self.pred_len, num_variates=num_variates, orthotrans=self.orthotrans
+        )
+
+    def orthotrans(self, q_rows: str, cache_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
+        """OLinear's Q_in (seq_len) and Q_out (pred_len) from the raw rows ``q_rows`` picks (see orthotrans.py)."""
+        values = self.read()
+        train_end = borders(FILES[self.name].kind, len(values), self.seq_len)[1][0]
+        # float32 rows, as the authors' notebook reads them: with float64 rows Q differs by up to 4e-5 (ILI).
+        rows = q_rows_for(values, q_rows, FILES[self.name].q_ratio, train_end).astype(np.float32)
+        return cached_q_matrix(rows, self.seq_len, cache_dir), cached_q_matrix(rows, self.pred_len, cache_dir)
+
     def prepare_data(self) -> None:
-        read_values(self.name, self.data_dir, self.verify_md5)
+        self.read()
 
     def setup(self, stage: str | None = None) -> None:
         if self.sets:
             return
-        values = read_values(self.name, self.data_dir, self.verify_md5)
+        values = self.read()
         starts, ends = borders(FILES[self.name].kind, len(values), self.seq_len)
         train = values[starts[0] : ends[0]]
         self.scaler_mean = train.mean(axis=0)

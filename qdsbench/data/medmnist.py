@@ -14,21 +14,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from qdsbench.data.errors import DatasetCorruptError, DatasetMissingError
 from qdsbench.data.registry import register
 from qdsbench.data.splits import limit
 from qdsbench.data.vision import ImageClassificationDataModule
+from qdsbench.errors import DatasetCorruptError, DatasetMissingError
 
-# flag -> (in_chans, num_classes); the QDSFormer paper's Table 2 uses the 7 grayscale-or-RGB 2-D subsets below.
-SUBSETS = {
-    "octmnist": (1, 4),
-    "pneumoniamnist": (1, 2),
-    "tissuemnist": (1, 8),
-    "organamnist": (1, 11),
-    "organcmnist": (1, 11),
-    "organsmnist": (1, 11),
-    "breastmnist": (1, 2),
-}
+# The QDSFormer paper's Table 2 uses these 7 2-D subsets; their shapes are in conf/data/<flag>.yaml.
+SUBSETS = ("octmnist", "pneumoniamnist", "tissuemnist", "organamnist", "organcmnist", "organsmnist", "breastmnist")
 # Accepted md5 sums: the official Zenodo file (from medmnist/info.py) and the re-saved copy documented in
 # shared/data/README.md (same splits and class counts, labels stored as (N,)).
 KNOWN_MD5 = {"breastmnist": {"750601b1f35ba3300ea97c75c52ff8f6", "098de56cd2d92ef2f7170e6153c02849"}}

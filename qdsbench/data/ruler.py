@@ -16,6 +16,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from qdsbench.data.inputs import ModelInputs
 from qdsbench.data.registry import register
 from qdsbench.longctx.ruler import Formats, RulerGenerator, Sample, load_or_generate, spec_for
 from qdsbench.longctx.vocab import Vocab
@@ -57,6 +58,8 @@ class CurriculumBatches(IterableDataset):
 
 
 class RulerDataModule(pl.LightningDataModule):
+    task = "language_model"  # the task its token/answer-mask batches are for
+
     def __init__(
         self,
         *,
@@ -92,6 +95,9 @@ class RulerDataModule(pl.LightningDataModule):
         self.seed, self.cache_dir = seed, cache_dir
         self.generator = RulerGenerator(Vocab(n_words, n_filler), Formats(number_len, uuid_len, key_words, var_len))
         self.vocab_size = self.generator.vocab.size
+
+    def model_inputs(self) -> ModelInputs:
+        return ModelInputs(vocab_size=self.vocab_size)
 
     def train_dataloader(self):
         return DataLoader(CurriculumBatches(self.generator, self.tasks, self.curriculum, self.seed), batch_size=None)

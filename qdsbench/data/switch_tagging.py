@@ -20,6 +20,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from qdsbench.data.inputs import ModelInputs
 from qdsbench.data.registry import register
 
 IGNORE = -100
@@ -56,6 +57,7 @@ def generate(
 
 class SwitchTaggingDataModule(pl.LightningDataModule):
     group_names = GROUP_NAMES
+    task = "tagging"  # the task its per-token label batches are for
 
     def __init__(
         self,
@@ -85,6 +87,10 @@ class SwitchTaggingDataModule(pl.LightningDataModule):
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         generate(1, vocab_size, seq_len, n_pairs, context_prob, causal, seed)  # bad options fail at construction
         self.sets: dict[str, TensorDataset] = {}
+
+    def model_inputs(self) -> ModelInputs:
+        """vocab_size excludes BOS (index vocab_size); seq_len includes it."""
+        return ModelInputs(seq_len=self.seq_len, vocab_size=self.vocab_size)
 
     def setup(self, stage: str | None = None) -> None:
         for offset, split in enumerate(("train", "val", "test")):

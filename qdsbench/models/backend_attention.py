@@ -55,14 +55,16 @@ def select_layers(n_layers: int, layers: str | Iterable[int]) -> list[int]:
     return chosen
 
 
-def set_backend(model: nn.Module, config: dict[str, Any], layers: str | Iterable[int] = "all") -> list[int]:
-    """Give the chosen attention layers a fresh backend built from ``config`` (``name`` + options)."""
-    config = dict(config)
-    name = config.pop("name", None)
-    if name is None:
-        raise ValueError("attention config needs a 'name'; valid choices: " + ", ".join(attention_backends.available()))
+def set_backend(
+    model: nn.Module, config: dict[str, Any], layers: str | Iterable[int] = "all", causal: bool | None = None
+) -> list[int]:
+    """Give the chosen attention layers a fresh backend built from ``config`` (``name`` + options). ``causal``
+    overrides the config's (a causal model passes True and a backend that cannot be causal refuses, naming those
+    that can); None keeps the config's, or the backend's default."""
+    overrides = {} if causal is None else {"causal": causal}
     modules = attention_layers(model)
     chosen = select_layers(len(modules), layers)
-    for index in chosen:
-        modules[index].backend = attention_backends.create(name, **config)
+    backends = [attention_backends.from_config(config, **overrides) for _ in chosen]
+    for index, backend in zip(chosen, backends):
+        modules[index].backend = backend
     return chosen

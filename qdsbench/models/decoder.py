@@ -3,9 +3,9 @@
 Two attention paths, as in the Delta paper's protocol: a full-sequence pass (training and prefill) goes through the
 layer's backend (``sdpa`` when training; ``sink_window`` / ``delta`` zero-shot at evaluation), and decoding with a
 KV cache is always dense attention over the whole cache. The layers subclass ``BackendAttention``, so
-``set_backend`` and the analysis hooks work as for the ViT. RoPE is the standard 1-D rotate-half form applied with
-the original positions (timm's rotary helpers are built for 2-D image grids). ``record`` keeps each layer's
-post-RoPE q, k and pre-projection output of the last pass, for the per-layer comparisons of the evaluation.
+``set_backend`` and the capture hooks (``qdsbench.analysis.capture``: each backend's post-RoPE q, k, v and output,
+for the per-layer comparisons of the evaluation) work as for the ViT. RoPE is the standard 1-D rotate-half form
+applied with the original positions (timm's rotary helpers are built for 2-D image grids).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from timm.layers import Mlp
 from torch import nn
 
+from qdsbench.attention.base import causal_mask
 from qdsbench.models.backend_attention import BackendAttention, set_backend
 from qdsbench.models.registry import register
 
@@ -39,8 +40,6 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 class DecoderAttention(BackendAttention):
     def __init__(self, dim: int, num_heads: int):
         super().__init__(dim, num_heads=num_heads, qkv_bias=False)
-        self.record = False
-        self.recorded: dict[str, torch.Tensor] = {}
 
     def forward(self, x, rope=None, past: tuple[torch.Tensor, torch.Tensor] | None = None):
         B, N, _ = x.shape
@@ -51,12 +50,8 @@ class DecoderAttention(BackendAttention):
             out = self.backend(q, k, v)
         else:  # decode: dense attention over the cache; new tokens see all cached keys and each other causally
             k, v = torch.cat([past[0], k], -2), torch.cat([past[1], v], -2)
-            mask = (
-                None if N == 1 else torch.ones(N, k.shape[-2], dtype=torch.bool, device=x.device).tril(k.shape[-2] - N)
-            )
+            mask = None if N == 1 else causal_mask(N, k.shape[-2], x.device)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        if self.record:
-            self.recorded = {"q": q.detach(), "k": k.detach(), "out": out.detach()}
         out = out.transpose(1, 2).reshape(B, N, self.attn_dim)
         return self.proj(out), (k, v)
 
@@ -95,7 +90,7 @@ class DecoderLM(nn.Module):
         self.head = nn.Linear(embed_dim, vocab_size, bias=False)
         if tie_embeddings:
             self.head.weight = self.embed.weight
-        set_backend(self, {**attention, "causal": True})
+        set_backend(self, attention, causal=True)
 
     def forward(
         self, tokens: torch.Tensor, past: KVCache | None = None, return_cache: bool = False

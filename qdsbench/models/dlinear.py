@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qdsbench.data.inputs import ModelInputs, needs
 from qdsbench.models.registry import register
 
 
@@ -28,5 +29,6 @@ class DLinear(nn.Module):
 
 
 @register("dlinear")
-def create_dlinear(*, attention: dict | None = None, data: dict, kernel_size: int = 25) -> DLinear:
-    return DLinear(data["seq_len"], data["pred_len"], kernel_size)
+@needs("seq_len", "pred_len")
+def create_dlinear(*, attention: dict | None = None, inputs: ModelInputs, kernel_size: int = 25) -> DLinear:
+    return DLinear(inputs.seq_len, inputs.pred_len, kernel_size)

@@ -9,6 +9,7 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import nn
 
+from qdsbench.data.inputs import ModelInputs, needs
 from qdsbench.models.backend_attention import BackendAttention, set_backend
 from qdsbench.models.registry import register
 
@@ -47,16 +48,17 @@ class ITransformer(nn.Module):
 
 
 @register("itransformer")
+@needs("seq_len", "pred_len")
 def create_itransformer(
     *,
     attention: dict,
-    data: dict,
+    inputs: ModelInputs,
     d_model: int = 512,
     depth: int = 2,
     num_heads: int = 8,
     mlp_ratio: float = 1.0,
     dropout: float = 0.1,
 ) -> ITransformer:
-    model = ITransformer(data["seq_len"], data["pred_len"], d_model, depth, num_heads, mlp_ratio, dropout)
+    model = ITransformer(inputs.seq_len, inputs.pred_len, d_model, depth, num_heads, mlp_ratio, dropout)
     set_backend(model, attention)
     return model

@@ -3,20 +3,18 @@
 x [B,T,N] -> RevIN -> dimension extension (x * phi, phi in R^d) -> x Q_in^T (+ delta1) -> Linear(T d -> D)
 -> e_layers x [CSL: NormLin mixing of the N variate tokens; ISL: 1x1-conv FFN], post-LN -> LayerNorm
 -> Linear(D -> tau d) -> x Q_out (+ delta2) -> MLP(tau d -> d_ff -> tau) -> dropout -> RevIN denorm.
+Q_in and Q_out come from the datamodule (``ModelInputs.orthotrans``): the model reads no data itself.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qdsbench.data.forecasting import FILES, borders, read_values
+from qdsbench.data.inputs import ModelInputs, needs
 from qdsbench.models.registry import register
-from qdsbench.orthotrans import cached_q_matrix, q_rows_for
 
 
 class RevIN(nn.Module):
@@ -115,22 +113,12 @@ class OLinear(nn.Module):
         return self.revin.denorm(self.dropout(y))
 
 
-def orthotrans_matrices(data: dict[str, Any], q_rows: str, cache_dir: str) -> tuple[np.ndarray, np.ndarray, int]:
-    name = data["name"]
-    values = read_values(name, data["data_dir"], data.get("verify_md5", True))
-    train_end = borders(FILES[name].kind, len(values), data["seq_len"])[1][0]
-    # float32 rows, as the authors' notebook reads them: with float64 rows Q differs by up to 4e-5 (ILI).
-    rows = q_rows_for(values, q_rows, FILES[name].q_ratio, train_end).astype(np.float32)
-    q_in = cached_q_matrix(rows, data["seq_len"], cache_dir)
-    q_out = cached_q_matrix(rows, data["pred_len"], cache_dir)
-    return q_in, q_out, values.shape[1]
-
-
 @register("olinear")
+@needs("seq_len", "pred_len", "num_variates", "orthotrans")
 def create_olinear(
     *,
     attention: dict | None = None,
-    data: dict,
+    inputs: ModelInputs,
     q_rows: str = "paper_ratio",
     q_cache_dir: str = "logs/cache/orthotrans",
     embed_size: int = 16,
@@ -139,7 +127,7 @@ def create_olinear(
     e_layers: int = 2,
     dropout: float = 0.2,
 ) -> OLinear:
-    q_in, q_out, num_variates = orthotrans_matrices(data, q_rows, q_cache_dir)
+    q_in, q_out = inputs.orthotrans(q_rows, q_cache_dir)
     return OLinear(
-        q_in, q_out, num_variates, data["seq_len"], data["pred_len"], embed_size, d_model, d_ff, e_layers, dropout
+        q_in, q_out, inputs.num_variates, inputs.seq_len, inputs.pred_len, embed_size, d_model, d_ff, e_layers, dropout
     )

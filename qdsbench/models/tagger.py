@@ -46,7 +46,7 @@ class Tagger(nn.Module):
         )
         self.norm = nn.LayerNorm(embed_dim)
         self.head = nn.Linear(embed_dim, num_classes)
-        set_backend(self, {**attention, "causal": causal} if causal else dict(attention))
+        set_backend(self, dict(attention), causal=True if causal else None)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.embed(tokens)

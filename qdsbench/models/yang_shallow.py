@@ -55,13 +55,7 @@ class YangShallow(nn.Module):
         self.W = nn.Parameter(torch.empty(m1, m))
         self.register_buffer("a", torch.randint(0, 2, (m1,)).float() * 2 - 1)
         self._init(init)
-        config = dict(attention)
-        name = config.pop("name", None)
-        if name is None:
-            raise ValueError(
-                "attention config needs a 'name'; valid choices: " + ", ".join(attention_backends.available())
-            )
-        self.backend = attention_backends.create(name, **config)
+        self.backend = attention_backends.from_config(attention)
 
     def _init(self, init: str) -> None:
         for w in (self.W_Q, self.W_K, self.W_V, self.W):
@@ -102,10 +96,9 @@ class YangShallow(nn.Module):
     @torch.no_grad()
     def attention_matrix(self, tokens: torch.Tensor) -> torch.Tensor | None:
         """(n, L, L) attention of the backend (None for backends without an explicit matrix)."""
-        if not hasattr(self.backend, "attention_matrix"):
-            return None
         q, k, _ = self.qkv(tokens)
-        return self.backend.attention_matrix(q, k)[:, 0]
+        p = self.backend.attention_matrix(q, k)
+        return None if p is None else p[:, 0]
 
     def linear_mlp(self) -> torch.Tensor:
         """G(mu) = a^T W W_V mu for every token: (d,)."""

@@ -10,6 +10,7 @@ values (names starting with ``_``, such as W&B's ``_runtime``) are dropped.
 
 from __future__ import annotations
 
+import io
 import json
 import shlex
 import sys
@@ -86,7 +87,14 @@ def _history(run_dir: Path) -> pd.DataFrame:
     path = run_dir / "metrics.csv"
     if not path.is_file() or path.stat().st_size == 0:
         return pd.DataFrame(columns=HISTORY_COLUMNS)
-    frame = pd.read_csv(path)
+    raw = path.read_bytes()
+    if not raw.endswith(b"\n"):  # a writer killed mid-row: keep the complete rows, say which file lost its last one
+        print(
+            f"warning: {path}: the last row is incomplete (a run killed while writing?); it is left out",
+            file=sys.stderr,
+        )
+        raw = raw[: raw.rfind(b"\n") + 1]
+    frame = pd.read_csv(io.BytesIO(raw))
     frame.insert(0, "run_dir", str(run_dir))
     frame = frame[HISTORY_COLUMNS]
     return frame[~frame["metric"].astype(str).str.startswith("_")]

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from qdsbench import attention
+from qdsbench.analysis.capture import Capture
 from qdsbench.attention.sink_window import block_sparse_sink_window
 from qdsbench.config import REPO_ROOT
 from qdsbench.longctx.evaluate import Evaluator, evaluate_methods
@@ -218,24 +219,14 @@ def query_locality(args, out: Path) -> None:
     n = max(int(x) for x in args.lengths.split(","))
     w, gamma, per_task = sweep_window(n, [int(x) for x in args.windows.split(",")]), args.gamma, 4
     _, model, datamodule, checkpoint = load_decoder(args.run_dir, samples=args.samples)
-    backends = [m for m in model.modules() if isinstance(m, attention.AttentionBackend)]
-    captured: list[list[tuple]] = [[] for _ in backends]
-    hooks = [
-        b.register_forward_pre_hook(lambda mod, a, i=i: captured[i].append(tuple(x.detach() for x in a[:3])))
-        for i, b in enumerate(backends)
-    ]
-    try:
-        with torch.no_grad():
-            for task in datamodule.tasks:
-                samples = datamodule.eval_samples(task, n, "test")[:per_task]
-                model(torch.tensor([s.prompt for s in samples]))
-    finally:
-        for h in hooks:
-            h.remove()
+    with Capture(model, matrices="none", hidden=False) as cap, torch.no_grad():
+        for task in datamodule.tasks:
+            samples = datamodule.eval_samples(task, n, "test")[:per_task]
+            model(torch.tensor([s.prompt for s in samples]))
     rows = []
-    for layer, parts in enumerate(captured):
-        q, k, v = (torch.cat(x) for x in zip(*parts))
-        rows.append({"queries": f"decoder layer {layer}", **correction_stats(q, k, v, w, args.sinks, gamma)})
+    for record in cap.layers:
+        q, k, v = record.cat("q"), record.cat("k"), record.cat("v")
+        rows.append({"queries": f"decoder layer {record.index}", **correction_stats(q, k, v, w, args.sinks, gamma)})
     g = torch.Generator().manual_seed(0)
     k, v = torch.randn(2, 8, 4, n, 32, generator=g).unbind(0)
     for label, rho in (

@@ -1,15 +1,13 @@
-"""Training tasks (LightningModules) by name."""
+"""Training tasks (LightningModules) by name; every one is a ``tasks.base.Task``."""
 
+from qdsbench.tasks import classification, cooccurrence, forecasting, language_model, tagging  # noqa: F401  (register)
+from qdsbench.tasks.base import Task
 from qdsbench.tasks.classification import ClassificationTask
 from qdsbench.tasks.registry import TASKS, register
-
-register("classification")(ClassificationTask)
-
-from qdsbench.tasks import cooccurrence, forecasting, language_model, tagging  # noqa: E402,F401  (register their names)
 
 
 def create(name: str, **kwargs):
     return TASKS.create(name, **kwargs)
 
 
-__all__ = ["ClassificationTask", "TASKS", "create", "register"]
+__all__ = ["ClassificationTask", "TASKS", "Task", "create", "register"]

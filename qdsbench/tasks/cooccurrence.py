@@ -1,4 +1,4 @@
-"""Yang et al.'s co-occurrence training as a LightningModule: logistic loss, plain full-batch gradient descent.
+"""Yang et al.'s co-occurrence training: logistic loss, plain full-batch gradient descent.
 
 Every ``log_every`` steps (and every step below ``dense_steps``) it sends straight to the loggers all quantities of
 ``qdsbench.analysis.cooccurrence.quantities`` as ``train/<name>`` plus the gradient norms of W_Q, W_K, W_V and W
@@ -11,48 +11,41 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 from torch import nn
 
 from qdsbench.analysis import cooccurrence as dyn
-from qdsbench.tasks.classification import NonFiniteLossError
+from qdsbench.tasks.base import Task
 from qdsbench.tasks.registry import register
-
-OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
 
 
 @register("cooccurrence")
-class CooccurrenceTask(pl.LightningModule):
+class CooccurrenceTask(Task):
     def __init__(
         self,
         net: nn.Module,
         max_epochs: int,
-        optimizer: dict[str, Any] | None = None,
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any] | None = None,
         attn_lr_mult: float = 1.0,
         log_every: int = 25,
         dense_steps: int = 300,
     ):
-        super().__init__()
-        self.save_hyperparameters(ignore=["net"])
-        self.net = net
-        optimizer = dict(optimizer or {"name": "sgd", "lr": 0.01})
-        if optimizer.get("name") not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer '{optimizer.get('name')}'; valid choices: {', '.join(OPTIMIZERS)}")
+        super().__init__(net, max_epochs, optimizer, scheduler)
         if log_every < 1 or attn_lr_mult <= 0:
             raise ValueError(f"log_every={log_every} must be >= 1 and attn_lr_mult={attn_lr_mult} > 0")
         self.t1: int | None = None
         self._log_now = False
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.net(tokens)
-
-    def training_step(self, batch, batch_idx):
+    def step(self, batch, stage: str) -> torch.Tensor | None:
         tokens, y, types = batch
+        if stage != "train":
+            values = dyn.quantities(self.net, tokens, y, types)
+            keep = ("loss", "acc", "min_margin", *[f"loss_{n}" for n in dyn.TYPE_NAMES.values()])
+            self.log_dict({f"{stage}/{k}": values[k] for k in keep}, on_step=False, on_epoch=True, batch_size=len(y))
+            return None
         f = self(tokens)
         loss = dyn.logistic_loss(f, y).mean()
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"train loss is {loss.item()} at step {self.global_step}; lower task.optimizer.lr")
         step = self.global_step
         if self.t1 is None and bool(((y * f.detach()) > 0).all()):
             self.t1 = step
@@ -73,20 +66,6 @@ class CooccurrenceTask(pl.LightningModule):
             for logger in self.trainer.loggers:
                 logger.log_metrics(values, step=self.global_step)
 
-    def _eval_step(self, batch, stage: str) -> None:
-        tokens, y, types = batch
-        values = dyn.quantities(self.net, tokens, y, types)
-        keep = ("loss", "acc", "min_margin", *[f"loss_{n}" for n in dyn.TYPE_NAMES.values()])
-        self.log_dict({f"{stage}/{k}": values[k] for k in keep}, on_step=False, on_epoch=True, batch_size=len(y))
-
-    def validation_step(self, batch, batch_idx):
-        self._eval_step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._eval_step(batch, "test")
-
-    def configure_optimizers(self):
-        options = dict(self.hparams.optimizer or {"name": "sgd", "lr": 0.01})
-        name, lr = options.pop("name"), options.pop("lr", 0.01)
-        groups = dyn.param_groups(self.net, lr, self.hparams.attn_lr_mult)
-        return OPTIMIZERS[name](groups, lr=lr, **options)
+    def param_groups(self, options: dict[str, Any]) -> list[dict[str, Any]]:
+        """W_Q and W_K at attn_lr_mult x lr (the notes' "amplified attention" knob)."""
+        return dyn.param_groups(self.net, options["lr"], self.hparams.attn_lr_mult)
