@@ -3,9 +3,11 @@ is the OrthoTrans projection x Q^T (per variate and embedding channel), the outp
 swapping Q changes the forecast. No data files needed (random orthogonal Q)."""
 
 import numpy as np
+import pytest
 import torch
 
 from qdsbench.models.olinear import OLinear
+from qdsbench.orthotrans import q_matrix, q_rows_for
 
 
 def orthogonal(n: int, seed: int) -> np.ndarray:
@@ -84,3 +86,24 @@ def test_the_forecast_depends_on_q_in_and_q_out():
                 assert not torch.allclose(net(x), forecast, atol=1e-4), name
             getattr(net, name).copy_(original)
         assert torch.equal(net(x), forecast)
+
+
+def test_q_matrix_skips_near_constant_variates_and_names_what_it_cannot_use():
+    """OrthoTrans' guards (results/quality/mutation.md): a variate whose lagged variance is < 1e-4 is skipped, not
+    averaged in, wherever it sits; it needs at least length + 1 rows; each refusal says why in its own words."""
+    x = np.random.default_rng(0).normal(size=(40, 2))
+    flat = np.full(40, 3.0)
+    tiny = 3.0 + 1e-3 * np.random.default_rng(1).normal(size=40)  # variance ~1e-6: below the threshold
+    small = 0.05 * np.random.default_rng(2).normal(size=40)  # variance ~2.5e-3: above it, so it counts
+    q = q_matrix(x, 6)
+    assert np.array_equal(q_matrix(np.column_stack([flat, x[:, 0], tiny, x[:, 1]]), 6), q)
+    assert not np.allclose(q_matrix(np.column_stack([x, small]), 6), q, atol=1e-3)
+    with pytest.raises(ValueError, match="^OrthoTrans: every variate is near-constant over the chosen rows$"):
+        q_matrix(np.column_stack([flat, tiny]), 6)
+
+    assert q_matrix(x[:13], 12).shape == (12, 12)  # length + 1 rows: the fewest it accepts
+    for n in (12, 11):
+        with pytest.raises(ValueError, match=f"^OrthoTrans needs more than length=12 rows, got {n}$"):
+            q_matrix(x[:n], 12)
+    with pytest.raises(ValueError, match="^unknown q_rows 'all'; valid choices: paper_ratio, train_split$"):
+        q_rows_for(x, "all", 0.6, 20)
