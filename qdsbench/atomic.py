@@ -35,3 +35,21 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, payload: Any) -> None:
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def claim_new_stem(directory: Path, stem: str, suffix: str) -> str:
+    """A file name ``<stem>[_k]<suffix>`` in ``directory`` that did not exist, claimed by exclusive creation.
+
+    Records named by a timestamp (eval results, long-context evaluations) collide when two are written in the same
+    second, or when a run directory is copied with its records: the second must get a new name, never overwrite.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for k in range(1000):
+        name = stem if k == 0 else f"{stem}_{k}"
+        try:
+            os.close(os.open(directory / f"{name}{suffix}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return name
+        except FileExistsError:
+            continue
+    raise RunRecordWriteError(17, f"cannot find a free name for {stem}{suffix} in {directory}")

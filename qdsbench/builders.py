@@ -9,7 +9,6 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from qdsbench import data, models, tasks
-from qdsbench.tasks import legacy
 
 
 def to_dict(node: Any) -> dict[str, Any]:
@@ -31,7 +30,6 @@ def build_net(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None)
     name = kwargs.pop("name")
     needed = getattr(models.MODELS.get(name), "needs", None)
     if needed is not None:
-        kwargs.pop("data", None)  # run configs saved before ModelInputs passed the whole data node as model.data
         datamodule = datamodule if datamodule is not None else build_datamodule(cfg)
         inputs = datamodule.model_inputs()
         inputs.check(name, needed, cfg.data.name)
@@ -40,10 +38,8 @@ def build_net(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None)
 
 
 def build_task(cfg: DictConfig, net=None) -> pl.LightningModule:
-    """Old-shape task nodes (run snapshots with a flat ``task.lr``) are read in today's shape (tasks/legacy.py)."""
     kwargs = to_dict(cfg.task)
     name = kwargs.pop("name")
-    kwargs = legacy.upgrade(name, kwargs)
     return tasks.create(
         name, net=net if net is not None else build_net(cfg), max_epochs=cfg.trainer.get("max_epochs") or 1, **kwargs
     )

@@ -10,18 +10,13 @@ import lightning.pytorch as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from qdsbench.atomic import claim_new_stem
 from qdsbench.builders import build_datamodule, build_task
 from qdsbench.errors import UserError
 from qdsbench.runrecord import RUN_FILE, atomic_write_json, now_iso, path_in_run, resolve_in_run
+from qdsbench.snapshot import read_snapshot
 
 SPLITS = ("test", "val")
-
-
-def load_run_config(run_dir: str | Path) -> DictConfig:
-    path = Path(run_dir) / ".hydra" / "config.yaml"
-    if not path.is_file():
-        raise ValueError(f"run_dir={run_dir} has no .hydra/config.yaml; pass a qdsbench run directory")
-    return OmegaConf.load(path)
 
 
 def resolve_checkpoint(run_dir: Path, ckpt_path: str | None) -> Path:
@@ -52,7 +47,7 @@ def _read_record(run_dir: Path) -> dict[str, Any]:
 def load_task(run_dir: str | Path, ckpt_path: str | None = None, overrides: dict[str, Any] | None = None):
     """(cfg, task with trained weights, datamodule) for a finished run: the notebook entry point."""
     run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
+    cfg = read_snapshot(run_dir)
     for key, value in (overrides or {}).items():
         OmegaConf.update(cfg, key, value, force_add=True)
     checkpoint = resolve_checkpoint(run_dir, ckpt_path)
@@ -84,8 +79,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     results = run(task, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
     out_dir = run_dir / "eval"
-    out_dir.mkdir(exist_ok=True)
-    stamp = now_iso().replace(":", "-")
+    stamp = claim_new_stem(out_dir, now_iso().replace(":", "-"), ".json")
     payload = {
         "checkpoint": path_in_run(checkpoint, run_dir),
         "split": cfg.split,

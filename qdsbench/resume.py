@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from qdsbench.runrecord import METRICS_FILE, RUN_FILE, config_hash
 
@@ -43,23 +43,14 @@ def find_resumable(cfg: DictConfig) -> Path | None:
 
 
 def _hash_in_todays_shape(run_dir: Path) -> str | None:
-    """The config hash a run started before a config-shape change would have today: its snapshot with the task node
-    upgraded (tasks/legacy.py: flat ``task.lr`` -> ``task.optimizer``) and the retired ``model.data`` dropped (data
-    now reaches models through the datamodule). So an interrupted run of an older checkout still resumes."""
-    from qdsbench.tasks.legacy import upgrade
+    """The config hash a run started before a config-shape change would have today (snapshot.read_snapshot), so an
+    interrupted run of an older checkout still resumes."""
+    from qdsbench.snapshot import read_snapshot
 
-    path = run_dir / ".hydra" / "config.yaml"
     try:
-        plain = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    except (OSError, ValueError):
+        return config_hash(read_snapshot(run_dir))
+    except ValueError:
         return None
-    task = plain.get("task")
-    if isinstance(task, dict) and "name" in task:
-        options = {k: v for k, v in task.items() if k != "name"}
-        plain["task"] = {"name": task["name"], **upgrade(task["name"], options)}
-    if isinstance(plain.get("model"), dict):
-        plain["model"].pop("data", None)
-    return config_hash(OmegaConf.create(plain))
 
 
 def resolve_resume(cfg: DictConfig) -> Path | None:

@@ -33,6 +33,7 @@ from qdsbench.runrecord import (
     path_in_run,
     resolve_in_run,
 )
+from qdsbench.snapshot import snapshot_path
 from qdsbench.summary import print_summary
 from qdsbench.validation import validate
 
@@ -150,7 +151,7 @@ def _check_static_attention(
 
 def _snapshot_config(cfg: DictConfig, run_dir: Path) -> None:
     """Runs started from Python (not the CLI) get the same `.hydra/config.yaml` snapshot Hydra writes."""
-    path = run_dir / ".hydra" / "config.yaml"
+    path = snapshot_path(run_dir)
     if rank_zero_only.rank == 0 and not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, path)

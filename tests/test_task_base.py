@@ -2,6 +2,7 @@
 the finite-loss check, and old-shape run configs still building."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from torch import nn
 from qdsbench import tasks
 from qdsbench.builders import build_task
 from qdsbench.errors import NonFiniteLossError
+from qdsbench.snapshot import read_snapshot, snapshot_path
 from qdsbench.tasks.base import Task
 from qdsbench.tasks.classification import ClassificationTask
 from qdsbench.tasks.forecasting import ForecastingTask
@@ -156,7 +158,15 @@ def test_non_finite_loss_raises_a_clear_error(stage):
         step(batch, 0)
 
 
-def test_old_shape_run_configs_build_the_same_task():
+def _from_snapshot(tmp_path: Path, config: dict):
+    """``config`` written as a run directory's snapshot, read back the way evaluation and resume read it."""
+    run_dir = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+    snapshot_path(run_dir).parent.mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(config), snapshot_path(run_dir))
+    return read_snapshot(run_dir)
+
+
+def test_old_shape_run_configs_build_the_same_task(tmp_path):
     """A run directory's config snapshot from before the base (flat task.lr) still rebuilds its task."""
     old = {"name": "forecasting", "lr": 1e-4, "loss": "mse", "lr_schedule": "type3"}
     new = {
@@ -166,11 +176,23 @@ def test_old_shape_run_configs_build_the_same_task():
         "loss": "mse",
     }
     before, after = (
-        build_task(OmegaConf.create({"task": t, "trainer": {"max_epochs": 6}}), net=nn.Linear(2, 2)) for t in (old, new)
+        build_task(_from_snapshot(tmp_path, {"task": t, "trainer": {"max_epochs": 6}}), net=nn.Linear(2, 2))
+        for t in (old, new)
     )
     assert dict(before.hparams) == dict(after.hparams)
     assert lrs_of(before, 6) == lrs_of(after, 6)
     lm = {"name": "language_model", "lr": 2e-3, "weight_decay": 0.01, "warmup_steps": 5, "total_steps": 20}
-    task = build_task(OmegaConf.create({"task": {**lm, "min_lr_ratio": 0.1}, "trainer": {}}), net=nn.Linear(2, 2))
+    snapshot = _from_snapshot(tmp_path, {"task": {**lm, "min_lr_ratio": 0.1}, "trainer": {}, "model": {"data": {}}})
+    assert "data" not in snapshot.model  # the retired model.data is dropped on reading
+    task = build_task(snapshot, net=nn.Linear(2, 2))
     assert task.hparams.optimizer == {"name": "adamw", "lr": 2e-3, "weight_decay": 0.01}
     assert lrs_of(task, 3)[0] == pytest.approx([2e-3 * (s + 1) / 5 for s in range(3)], rel=1e-12)
+
+
+def test_a_missing_or_broken_snapshot_is_one_clear_error(tmp_path):
+    with pytest.raises(ValueError, match=r"has no \.hydra/config\.yaml; pass a qdsbench run directory"):
+        read_snapshot(tmp_path)
+    snapshot_path(tmp_path).parent.mkdir()
+    snapshot_path(tmp_path).write_text("task: [unclosed\n")
+    with pytest.raises(ValueError, match=r"config\.yaml is not a readable config snapshot"):
+        read_snapshot(tmp_path)

@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from qdsbench.campaign.manifest import Unit
 from qdsbench.config import flatten
 from qdsbench.runrecord import METRICS_FILE, RUN_FILE, SUMMARY_FILE, atomic_write_json
+from qdsbench.snapshot import read_snapshot
 
 # Config sections that say what a run computes (tables group by these); paths, loggers and callbacks say where.
 CONFIG_SECTIONS = ("data", "model", "attention", "task", "trainer", "seed", "experiment_name")
@@ -32,12 +33,8 @@ def records_dir(results: Path, paper: str, protocol: str) -> Path:
 
 
 def _config_values(run_dir: Path) -> dict[str, Any]:
-    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    plain = OmegaConf.to_container(cfg, resolve=False)
+    plain = OmegaConf.to_container(read_snapshot(run_dir), resolve=False)
     kept = {k: plain[k] for k in CONFIG_SECTIONS if k in plain}
-    model = kept.get("model")
-    if isinstance(model, dict):  # `data: ${data}` inside a model config repeats the data section
-        model.pop("data", None)
     return {k: v for k, v in flatten(kept).items() if not (isinstance(v, str) and "${" in v)}
 
 

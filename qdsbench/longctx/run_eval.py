@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from qdsbench.atomic import claim_new_stem
 from qdsbench.evaluate import load_task
 from qdsbench.longctx.evaluate import Evaluator, evaluate_methods, method_label
 from qdsbench.runrecord import atomic_write_json, now_iso
@@ -57,8 +58,7 @@ def run_eval(cfg: DictConfig) -> list[dict]:
     rows = evaluate_methods(evaluator, datamodule, [method], list(cfg.lengths), cfg.get("tasks"), cfg.batch_size)
     rows = [r for r in rows if r["method"] == method_label(method)]
     out_dir = Path(cfg.run_dir) / "longctx_eval"
-    out_dir.mkdir(exist_ok=True)
-    stem = f"{method_label(method)}_{now_iso().replace(':', '-')}"
+    stem = claim_new_stem(out_dir, f"{method_label(method)}_{now_iso().replace(':', '-')}", ".json")
     (out_dir / f"{stem}.csv").write_text(rows_to_csv(rows))
     atomic_write_json(
         out_dir / f"{stem}.json", {"checkpoint": str(checkpoint), "method": method, "rows": rows, "time": now_iso()}

@@ -9,15 +9,16 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from qdsbench.config import flatten
+from qdsbench.snapshot import read_snapshot, snapshot_path
 
 
 def load_run(run_dir: Path) -> dict[str, Any] | None:
     """One row per run; None for directories that are not (yet) qdsbench runs."""
-    record_path, config_path = run_dir / "run.json", run_dir / ".hydra" / "config.yaml"
+    record_path, config_path = run_dir / "run.json", snapshot_path(run_dir)
     if not record_path.is_file() or not config_path.is_file():
         return None
     record = json.loads(record_path.read_text())
-    config = OmegaConf.to_container(OmegaConf.load(config_path), resolve=False)
+    config = OmegaConf.to_container(read_snapshot(run_dir), resolve=False)
     row = {f"cfg.{k}": v for k, v in flatten(config).items()}
     row.update(
         {
