@@ -5,8 +5,6 @@ A bare directory argument is accepted as ``run_dir=<dir>``.
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
@@ -42,10 +40,9 @@ def hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    from qdsbench.cli.preflight import bare_dir_as_run_dir
+    from qdsbench.cli.launch import launch
 
-    sys.argv = [sys.argv[0], *bare_dir_as_run_dir(sys.argv[1:])]
-    hydra_main()
+    launch("analyze", hydra_main, "qdsbench analyze", reads_a_run=True)
 
 
 if __name__ == "__main__":

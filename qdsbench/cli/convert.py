@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import qdsbench  # noqa: F401  (sets OMP_WAIT_POLICY / WANDB_MODE before torch loads)
-from qdsbench.cli.preflight import bare_dir_as_run_dir, preflight
+from qdsbench.cli.launch import launch
 from qdsbench.config import config_dir
-from qdsbench.errors import PreflightError, UserError
+from qdsbench.errors import UserError
 
 
 def _convert(cfg: DictConfig) -> None:
@@ -47,19 +46,7 @@ def hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    argv = bare_dir_as_run_dir(sys.argv[1:])
-    if "--help" in argv or "-h" in argv:
-        from qdsbench.cli.help import fast_help
-
-        print(fast_help(config_dir(), "convert", "qdsbench convert"), end="")
-        return
-    try:
-        preflight(config_dir(), "convert", argv)
-    except PreflightError as err:
-        print(f"qdsbench: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    sys.argv = [sys.argv[0], *argv]
-    hydra_main()
+    launch("convert", hydra_main, "qdsbench convert", reads_a_run=True)
 
 
 if __name__ == "__main__":

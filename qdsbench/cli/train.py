@@ -6,7 +6,7 @@ import hydra
 from omegaconf import DictConfig, open_dict
 
 import qdsbench  # noqa: F401  (sets OMP_WAIT_POLICY / WANDB_MODE before torch loads)
-from qdsbench.cli.preflight import preflight
+from qdsbench.cli.launch import launch
 from qdsbench.config import config_dir
 from qdsbench.errors import PreflightError
 
@@ -63,21 +63,13 @@ def refuse_used_run_dir(argv: list[str]) -> None:
                 )
 
 
-def main() -> None:
-    argv = sys.argv[1:]
-    if "--help" in argv or "-h" in argv:
-        from qdsbench.cli.help import fast_help
+def _refuse_used_run_dir_of_a_single_run(argv: list[str]) -> None:
+    if "-m" not in argv and "--multirun" not in argv:
+        refuse_used_run_dir(argv)
 
-        print(fast_help(config_dir(), "train", "qdsbench-train"), end="")
-        return
-    try:
-        preflight(config_dir(), "train", sys.argv[1:])
-        if "-m" not in sys.argv[1:] and "--multirun" not in sys.argv[1:]:
-            refuse_used_run_dir(sys.argv[1:])
-    except PreflightError as err:
-        print(f"qdsbench: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    hydra_main()
+
+def main() -> None:
+    launch("train", hydra_main, "qdsbench train", checks=[_refuse_used_run_dir_of_a_single_run])
 
 
 if __name__ == "__main__":
