@@ -46,9 +46,8 @@ def test_a_mistyped_run_dir_is_one_line_and_creates_nothing(verb, tmp_path, caps
     missing = tmp_path / "logs" / "train" / "runs" / "typo"
     code, text = _run(verb, [f"run_dir={missing}", *_extra(verb)], capsys, monkeypatch)
     assert code == 2, text
-    assert text.strip() == (
-        f"qdsbench: error: run_dir={missing} does not exist; pass a qdsbench run directory (e.g. logs/train/runs/<time>)"
-    )
+    hint = "pass a qdsbench run directory (e.g. logs/train/runs/<time>)"
+    assert text.strip() == f"qdsbench: error: run_dir={missing} does not exist; {hint}"
     assert not (tmp_path / "logs").exists()  # nothing at the mistyped path, no log tree either
 
 
