@@ -37,12 +37,13 @@ def build_net(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None)
     return models.create(name, attention=to_dict(cfg.attention), **kwargs)
 
 
-def build_task(cfg: DictConfig, net=None) -> pl.LightningModule:
+def build_task(cfg: DictConfig, net=None, datamodule: pl.LightningDataModule | None = None) -> pl.LightningModule:
+    """The task around ``net`` (else the model of ``cfg``, given ``datamodule``'s inputs: pass the datamodule the
+    run trains on, so that OLinear's Q is computed once, from the same data)."""
     kwargs = to_dict(cfg.task)
     name = kwargs.pop("name")
-    return tasks.create(
-        name, net=net if net is not None else build_net(cfg), max_epochs=cfg.trainer.get("max_epochs") or 1, **kwargs
-    )
+    net = net if net is not None else build_net(cfg, datamodule)
+    return tasks.create(name, net=net, max_epochs=cfg.trainer.get("max_epochs") or 1, **kwargs)
 
 
 def _instantiate_dict(node: DictConfig | None) -> list:

@@ -51,13 +51,14 @@ def load_task(run_dir: str | Path, ckpt_path: str | None = None, overrides: dict
     for key, value in (overrides or {}).items():
         OmegaConf.update(cfg, key, value, force_add=True)
     checkpoint = resolve_checkpoint(run_dir, ckpt_path)
-    task = build_task(cfg)
+    datamodule = build_datamodule(cfg)
+    task = build_task(cfg, datamodule=datamodule)
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         task.load_state_dict(state["state_dict"])
     except Exception as err:  # corrupt or foreign files
         raise ValueError(f"checkpoint {checkpoint} could not be loaded ({type(err).__name__}: {err})") from err
-    return cfg, task, build_datamodule(cfg), checkpoint
+    return cfg, task, datamodule, checkpoint
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:

@@ -196,7 +196,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         seed_and_threads(cfg)
         datamodule = build_datamodule(cfg)
         datamodule.prepare_data()  # a missing dataset fails here, before any model is built
-        task = build_task(cfg)
+        task = build_task(cfg, datamodule=datamodule)
         _check_static_attention(task, datamodule, record, stop=bool(cfg.get("check_attention", True)))
         loggers = build_loggers(cfg)
         trainer: pl.Trainer = instantiate(

@@ -34,6 +34,26 @@ def test_training_reduces_loss_and_learns(make_cfg, tmp_path):
     assert metrics["test/acc"] > 0.5  # 10 classes: chance is 0.1
 
 
+def test_a_run_builds_its_datamodule_once_and_the_model_sees_that_one(make_cfg, shared_data_dir, monkeypatch):
+    """OLinear's inputs (window sizes, variates, its Q) come from the datamodule the run trains on, not a second one."""
+    from qdsbench import builders
+
+    built, asked = [], []
+    create = builders.data.create
+
+    def counting_create(*args, **kwargs):
+        datamodule = create(*args, **kwargs)
+        index, model_inputs = len(built), datamodule.model_inputs
+        datamodule.model_inputs = lambda: asked.append(index) or model_inputs()
+        built.append(datamodule)
+        return datamodule
+
+    monkeypatch.setattr(builders.data, "create", counting_create)
+    overrides = ["experiment=olinear/ili", f"paths.data_dir={shared_data_dir}", "model.d_model=16", "model.d_ff=16"]
+    train(make_cfg(*overrides, "trainer.max_epochs=1", "callbacks=forecasting", run_name="ili"))
+    assert len(built) == 1 and asked == [0]
+
+
 def test_same_seed_gives_identical_metrics(make_cfg):
     a = train(make_cfg("trainer.max_epochs=1", "seed=0", run_name="a"))
     b = train(make_cfg("trainer.max_epochs=1", "seed=0", run_name="b"))
