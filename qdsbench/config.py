@@ -24,11 +24,15 @@ def config_dir() -> str:
 
 
 def group_options(conf_dir: str | Path, group: str) -> list[str] | None:
-    """The options of a config group as ``group=`` takes them (``sub/option`` for nested files); None if no group."""
+    """The options of a config group as ``group=`` takes them (``sub/option`` for nested files); None if no group.
+
+    A file whose name starts with ``_`` (data/_forecasting.yaml) is a base other options build on through their
+    defaults list, not a choice: it is left out here, so help, preflight and error messages never offer it."""
     folder = Path(conf_dir) / group
     if not folder.is_dir():
         return None
-    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml"))
+    found = (p.relative_to(folder).with_suffix("") for p in folder.rglob("*.yaml"))
+    return sorted(o.as_posix() for o in found if not o.name.startswith("_"))
 
 
 def compose(

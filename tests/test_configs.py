@@ -13,20 +13,30 @@ from conftest import CONF_DIR, compose_config
 from omegaconf import OmegaConf
 
 from qdsbench import data, models, tasks
+from qdsbench.cli.preflight import check_group_values
+from qdsbench.config import group_options
+from qdsbench.errors import PreflightError
 
 GROUPS = ("data", "model", "attention", "task", "trainer", "logger", "callbacks", "debug")
 INTERPOLATED = re.compile(r"\$\{data\.(\w+)\}")  # ${oc.select:data.X,default} is optional, not a need
 
 
 def options(group: str) -> list[str]:
-    folder = CONF_DIR / group
-    found = sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml"))
-    return [o for o in found if not is_base(group, o)]
+    return group_options(CONF_DIR, group)
 
 
-def is_base(group: str, option: str) -> bool:
-    """A file others inherit (``name: ???``), such as data/forecasting_base: not an option of its own."""
-    return OmegaConf.is_missing(OmegaConf.load(CONF_DIR / group / f"{option}.yaml"), "name")
+def test_files_others_inherit_are_named_as_bases_and_never_offered():
+    """A file with ``name: ???`` is a part (data/_forecasting), not a choice: its name starts with ``_`` so that
+    help, preflight and the error messages leave it out, and ``data=_forecasting`` is refused naming the choices."""
+    for group in GROUPS:
+        for path in (CONF_DIR / group).rglob("*.yaml"):
+            config = OmegaConf.load(path)
+            incomplete = OmegaConf.is_missing(config, "name")
+            assert incomplete == path.name.startswith("_"), path
+    assert "_forecasting" not in options("data") and {"etth1", "ili", "mnist"} <= set(options("data"))
+    with pytest.raises(PreflightError, match=r"unknown data '_forecasting'; valid choices: .*etth1") as err:
+        check_group_values(CONF_DIR, ["data=_forecasting"])
+    assert "_medmnist" not in str(err.value)
 
 
 @cache

@@ -31,7 +31,7 @@ def defaults_of(path: Path) -> list:
 
 
 def bases(group: str) -> set[str]:
-    """Files that other files of the group build on (``defaults: [forecasting_base, _self_]``): parts, not choices."""
+    """Files that other files of the group build on (``defaults: [_forecasting, _self_]``): parts, not choices."""
     used = set()
     for option in group_options(CONF, group):
         used |= {e for e in defaults_of(CONF / group / f"{option}.yaml") if isinstance(e, str) and e != "_self_"}
