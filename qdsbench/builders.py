@@ -37,6 +37,19 @@ def build_net(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None)
     return models.create(name, attention=to_dict(cfg.attention), **kwargs)
 
 
+def build_net_from_overrides(overrides: list[str], seed: int = 0):
+    """The model ``qdsbench train <overrides>`` would train, initialised from ``seed``: benchmarks and tests time or
+    inspect a preset's own model (``experiment=qds/table1 model.depth=1 attention=qontot``), never a copy of its
+    keyword arguments that drifts from the config."""
+    import torch
+
+    from qdsbench.config import compose
+
+    cfg = compose("train", overrides)
+    torch.manual_seed(seed)
+    return build_net(cfg)
+
+
 def build_task(cfg: DictConfig, net=None, datamodule: pl.LightningDataModule | None = None) -> pl.LightningModule:
     """The task around ``net`` (else the model of ``cfg``, given ``datamodule``'s inputs: pass the datamodule the
     run trains on, so that OLinear's Q is computed once, from the same data)."""

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 import qdsbench  # noqa: F401  (thread settings)
-from qdsbench import attention, models
+from qdsbench import attention
+from qdsbench.builders import build_net_from_overrides
 from qdsbench.quantum import peers
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "bench"
@@ -85,29 +86,15 @@ def dsm_table(m: int, rounds: int, refs: list, old_sample: int) -> list[dict]:
 def training_step_table(rounds: int) -> list[dict]:
     g = torch.Generator().manual_seed(0)
     images, labels = torch.randn(100, 1, 28, 28, generator=g), torch.randint(0, 10, (100,), generator=g)
-    q = {"name": "qontot", "n_aux_qubits": Q_A, "layers": LAYERS}
+    q = ["attention=qontot", f"attention.n_aux_qubits={Q_A}", f"attention.layers={LAYERS}"]
     variants = {
-        "softmax": {"name": "softmax"},
-        "qontot static (q_a=4, L=16, grad=none)": q,
-        "qontot (q_a=4, L=16, grad=scores)": {**q, "grad": "scores"},
+        "softmax": ["attention=softmax"],
+        "qontot static (q_a=4, L=16, grad=none)": [*q, "attention.grad=none"],
+        "qontot (q_a=4, L=16, grad=scores)": [*q, "attention.grad=scores"],
     }
     fns = {}
     for label, att in variants.items():
-        net = models.create(
-            "vit",
-            attention=att,
-            image_size=28,
-            in_chans=1,
-            num_classes=10,
-            tokenizer="stripes",
-            num_stripes=7,
-            embed_dim=128,
-            depth=1,
-            num_heads=1,
-            head_dim=64,
-            mlp_ratio=1.0,
-            qkv_bias=False,
-        )
+        net = build_net_from_overrides(["experiment=qds/table1", "model.depth=1", *att])  # the Table 1 preset's ViT
         opt = torch.optim.Adam(net.parameters(), lr=5e-4)
 
         def step(net=net, opt=opt):

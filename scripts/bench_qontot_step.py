@@ -25,12 +25,12 @@ from pathlib import Path
 import torch
 
 import qdsbench  # noqa: F401  (thread settings)
-from qdsbench import models
+from qdsbench.builders import build_net_from_overrides
 from qdsbench.quantum import simulator
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "bench"
 Q_D, Q_A, LAYERS, BATCH, TARGET = 3, 4, 16, 100, 3.0
-QONTOT = {"name": "qontot", "n_aux_qubits": Q_A, "layers": LAYERS, "grad": "none"}
+QONTOT = ["attention=qontot", f"attention.n_aux_qubits={Q_A}", f"attention.layers={LAYERS}", "attention.grad=none"]
 
 
 def timed(fns: dict, rounds: int) -> dict[str, tuple[float, float]]:
@@ -46,24 +46,9 @@ def timed(fns: dict, rounds: int) -> dict[str, tuple[float, float]]:
     return {k: (statistics.median(c for c, _ in v), statistics.median(w for _, w in v)) for k, v in samples.items()}
 
 
-def vit(attention: dict) -> torch.nn.Module:
-    torch.manual_seed(0)
-    return models.create(
-        "vit",
-        attention=attention,
-        image_size=28,
-        in_chans=1,
-        num_classes=10,
-        tokenizer="stripes",
-        num_stripes=7,
-        embed_dim=128,
-        depth=1,
-        num_heads=1,
-        head_dim=64,
-        mlp_ratio=1.0,
-        qkv_bias=False,
-        init="sinkformer",  # the QDS presets' init: scores (hence angles) of the size training sees
-    )
+def vit(*attention: str) -> torch.nn.Module:
+    """The 1-layer ViT of the QDS Table 1 preset (its init, tokenizer, widths) with the given attention overrides."""
+    return build_net_from_overrides(["experiment=qds/table1", "model.depth=1", *attention])
 
 
 def qontot_backend(net: torch.nn.Module):
@@ -96,12 +81,12 @@ def main() -> None:
 
     g = torch.Generator().manual_seed(0)
     images, labels = torch.randn(BATCH, 1, 28, 28, generator=g), torch.randint(0, 10, (BATCH,), generator=g)
-    variants = {"softmax": {"name": "softmax"}, "qontot static (complex64, default)": QONTOT}
+    variants = {"softmax": ["attention=softmax"], "qontot static (complex64, default)": QONTOT}
     if args.complex128:
-        variants["qontot static (complex128)"] = {**QONTOT, "dtype": "complex128"}
+        variants["qontot static (complex128)"] = [*QONTOT, "attention.dtype=complex128"]
     fns, nets = {}, {}
     for label, att in variants.items():
-        net = nets[label] = vit(att)
+        net = nets[label] = vit(*att)
         opt = torch.optim.Adam(net.parameters(), lr=5e-4)
 
         def step(net=net, opt=opt):
@@ -135,7 +120,7 @@ def main() -> None:
     floor_step = soft + floor_sim
     rate = 8 * 128**3 * 8 / times["cgemm 8 x 128^3 (complex64)"][0] / 1e9  # real GFLOP/s (4 mul + 4 add per MAC)
 
-    exact = vit({**QONTOT, "dtype": "complex128"})
+    exact = vit(*QONTOT, "attention.dtype=complex128")
     p64 = backend.normalize(scores.float()).double()
     with torch.no_grad():
         p128 = qontot_backend(exact).double().normalize(scores.double())

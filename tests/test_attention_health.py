@@ -7,26 +7,14 @@ import torch
 
 from qdsbench.attention import create
 from qdsbench.attention.health import DegenerateAttentionError, check_static_attention, degenerate, matrix_stats
-from qdsbench.models.vit import create_vit
+from qdsbench.builders import build_net_from_overrides
 
-STATIC_QONTOT = dict(name="qontot", n_data_qubits=3, n_aux_qubits=4, layers=16, ansatz="parted", grad="none")
+STATIC_QONTOT = ("attention=qontot",)  # the QDS preset's static circuit: q_a = 4, 16 layers, parted, grad none
 
 
 def _vit(init: str, attention=STATIC_QONTOT):
-    torch.manual_seed(0)
-    return create_vit(
-        attention=attention,
-        image_size=28,
-        in_chans=1,
-        num_classes=10,
-        tokenizer="stripes",
-        num_stripes=7,
-        embed_dim=128,
-        depth=1,
-        head_dim=64,
-        qkv_bias=False,
-        init=init,
-    )
+    """The QDS Table 1 preset's 1-layer ViT with model.init=<init>."""
+    return build_net_from_overrides(["experiment=qds/table1", "model.depth=1", f"model.init={init}", *attention])
 
 
 def test_stats_know_the_identity_the_uniform_and_an_informative_matrix():
@@ -55,18 +43,18 @@ def test_static_qontot_with_sinkformer_init_passes_and_is_measured():
 
 
 def test_trained_backends_are_not_checked():
-    assert check_static_attention(_vit("timm", {"name": "softmax"}), torch.rand(4, 1, 28, 28)) == []
+    assert check_static_attention(_vit("timm", ["attention=softmax"]), torch.rand(4, 1, 28, 28)) == []
 
 
 def test_sinkformer_init_is_pytorch_default_linear_and_unit_normal_embeddings():
-    timm_model, sink_model = _vit("timm", {"name": "softmax"}), _vit("sinkformer", {"name": "softmax"})
+    timm_model, sink_model = _vit("timm", ["attention=softmax"]), _vit("sinkformer", ["attention=softmax"])
     qkv = sink_model.blocks[0].attn.qkv.weight.detach()
     bound = 1 / math.sqrt(qkv.shape[1])  # kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in))
     assert qkv.abs().max() <= bound and qkv.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.05)
     assert sink_model.pos_embed.detach().std().item() == pytest.approx(1.0, rel=0.15)
     assert timm_model.pos_embed.std() < 0.05 and timm_model.blocks[0].attn.qkv.weight.std() < 0.03
     with pytest.raises(ValueError, match="unknown model.init 'xavier'; valid choices: timm, sinkformer"):
-        _vit("xavier", {"name": "softmax"})
+        _vit("xavier", ["attention=softmax"])
 
 
 def _small_qontot(**kw):
