@@ -92,6 +92,30 @@ def test_smollm2_greedy_completes_a_fact_through_the_qdsbench_softmax(smollm2):
 
 
 @needs_smollm2
+def test_smollm2_answer_with_nll_prefills_once_and_equals_generate_and_a_full_forward(smollm2):
+    """One prefill through the backend serves the teacher-forced NLL and the greedy answer: the answer is generate()'s,
+    and (native attention) the NLL is the cross-entropy of one forward over prompt + reference."""
+    reference = " Paris"
+    smollm2.set_backend({"name": "sink_window", "window": 2, "sinks": 1})
+    counter = CallCounter(smollm2.backends())
+    try:
+        text, nll = smollm2.answer_with_nll(PROMPT, reference, max_new_tokens=3)
+    finally:
+        counter.remove()
+    assert counter.calls == 30  # the prefill only: the reference and the answer tokens are decoded dense
+    assert text == smollm2.complete(PROMPT, max_new_tokens=3)
+    smollm2.use_native_attention("sdpa")
+    text, nll = smollm2.answer_with_nll(PROMPT, reference, max_new_tokens=3)
+    prompt_ids = smollm2.tokenizer(PROMPT, return_tensors="pt").input_ids
+    target = smollm2.tokenizer(reference, add_special_tokens=False, return_tensors="pt").input_ids
+    with torch.no_grad():
+        logits = smollm2(torch.cat([prompt_ids, target], dim=1))[0, prompt_ids.shape[1] - 1 : -1]
+    assert nll == pytest.approx(float(torch.nn.functional.cross_entropy(logits, target[0])), abs=1e-4)
+    assert "Paris" in text and nll < 2.0  # the model does know it
+    smollm2.set_backend({"name": "softmax"})
+
+
+@needs_smollm2
 def test_smollm2_softmax_hook_equals_transformers_attention(smollm2, short_prompt):
     with torch.no_grad():
         smollm2.set_backend({"name": "softmax"})

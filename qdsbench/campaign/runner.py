@@ -25,7 +25,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from qdsbench.campaign import figures, tables
+from qdsbench.campaign import figures, pieces, tables
 from qdsbench.campaign import records as rec
 from qdsbench.campaign.manifest import (
     RUN,
@@ -136,9 +136,11 @@ class Campaign:
             return Status("done")
         if unit.kind == STAGE:
             stage = self.manifest.stages[unit.name]
-            outputs = list(stage.get("outputs") or [])
-            if outputs and all(self.stage_output(p).exists() for p in outputs):
+            if self.stage_outputs_exist(unit.name):
                 return Status("done")  # committed outputs of an earlier run of this stage
+            progress = pieces.read_progress(self.stage_output(stage.progress)) if stage.get("progress") else None
+            if progress and progress.get("done"):  # an incremental stage with finished pieces (pieces.py)
+                return Status("partial", int(progress["done"]), progress.get("seconds_left"))
             return Status("todo", estimate_s=float(stage.get("cost_s", 0)) or None)
         if self.check_data and self.data_problem(unit):
             return Status("no data")
@@ -179,7 +181,8 @@ class Campaign:
                 else:
                     left += st.estimate_s
             cost = "—" if st.state in ("done", "no data") else _hours(st.estimate_s)
-            extra = f" (epochs logged {st.epochs_done})" if st.state == "partial" else ""
+            done_what = "pieces done" if unit.kind == STAGE else "epochs logged"
+            extra = f" ({done_what} {st.epochs_done})" if st.state == "partial" else ""
             lines.append(f"{st.state:7s} {cost:>8s}  {unit.uid}{extra}")
         problems = sorted({p for u in self.units if (p := self.data_problem(u))}) if self.check_data else []
         lines += [f"no data: {p}" for p in problems]
@@ -238,11 +241,11 @@ class Campaign:
                 while queue and len(running) < jobs and left > 0:
                     unit = queue.pop(0)
                     estimate = self.status(unit).estimate_s
-                    if estimate is not None and estimate > left:
+                    if estimate is not None and estimate > left and not self.incremental(unit):
                         say(f"skip    {unit.uid}: needs about {_hours(estimate)}, {_hours(left)} left in the budget")
                         continue
                     say(f"start   {unit.uid} (estimate {_hours(estimate) if estimate else 'none yet'})")
-                    running[unit.uid] = (unit, self._launch(unit))
+                    running[unit.uid] = (unit, self._launch(unit, deadline))
                 if left <= 0:
                     if running:
                         say("budget spent: stopping the running jobs (they resume from their last checkpoint)")
@@ -269,7 +272,7 @@ class Campaign:
             return 128 + stop["signal"]
         return 0
 
-    def _launch(self, unit: Unit) -> subprocess.Popen:
+    def _launch(self, unit: Unit, deadline: float) -> subprocess.Popen:
         unit_dir = self.unit_dir(unit)
         unit_dir.mkdir(parents=True, exist_ok=True)
         env = {
@@ -285,6 +288,8 @@ class Campaign:
             if OmegaConf.is_dict(args):  # per-protocol argument lists
                 args = args.get(self.protocol) or []
             argv = [sys.executable, "-m", "qdsbench.campaign.stage", stage.function, json.dumps([str(a) for a in args])]
+            if self.incremental(unit):  # it starts only the pieces that end before the runner's budget does
+                env[pieces.DEADLINE_ENV] = str(deadline)
         else:
             argv = [sys.executable, "-m", "qdsbench.cli.train", *self._run_args(unit)]
         log = open(unit_dir / "campaign.log", "a")
@@ -296,6 +301,16 @@ class Campaign:
 
     def _finished(self, unit: Unit, returncode: int | None, say: Callable[[str], None]) -> None:
         if unit.kind == STAGE:
+            if returncode == 0 and not self.stage_outputs_exist(unit.name):
+                stage = self.manifest.stages[unit.name]
+                if self.incremental(unit):
+                    progress = pieces.read_progress(self.stage_output(stage.progress)) or {}
+                    done, total = progress.get("done", 0), progress.get("total", "?")
+                    say(f"stopped {unit.uid} at the budget: {done} of {total} pieces done")
+                else:
+                    missing = [p for p in stage.get("outputs") or [] if not self.stage_output(p).exists()]
+                    say(f"failed  {unit.uid} (exit 0, but its outputs are missing: {', '.join(missing)})")
+                return
             if returncode == 0:
                 record = {
                     "uid": unit.uid,
@@ -367,6 +382,14 @@ class Campaign:
                     written.append(png)
                     say(f"wrote {png}")
         return written
+
+    def stage_outputs_exist(self, stage: str) -> bool:
+        outputs = list(self.manifest.stages[stage].get("outputs") or [])
+        return bool(outputs) and all(self.stage_output(p).exists() for p in outputs)
+
+    def incremental(self, unit: Unit) -> bool:
+        """A stage that writes its work as pieces and honours the runner's deadline (pieces.py)."""
+        return unit.kind == STAGE and bool(self.manifest.stages[unit.name].get("progress"))
 
     def stage_root(self) -> Path:
         """The results root that a protocol's stages write into (``stage_results``, e.g. logs/smoke)."""

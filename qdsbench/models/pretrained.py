@@ -452,6 +452,37 @@ class PretrainedCausalLM(PretrainedTransformer):
         )
         return self.tokenizer.decode(out[0, batch["input_ids"].shape[1] :], skip_special_tokens=True)
 
+    @torch.no_grad()
+    def answer_with_nll(self, prompt: str, reference: str, max_new_tokens: int = 8) -> tuple[str, float]:
+        """(greedy answer, mean NLL in nats of the ``reference`` tokens) from ONE prefill of ``prompt``.
+
+        The prompt goes through the backend once; the reference is then scored teacher-forced and the answer
+        greedy-decoded, both over the prompt's KV cache (dense, as ``decode=dense``): the prefill, the expensive
+        part of a long prompt, is not repeated. The answer equals ``complete(prompt, max_new_tokens)``'s.
+        """
+        from transformers import DynamicCache
+
+        ids = self.tokenizer(prompt, return_tensors="pt").input_ids.to(self.device)
+        cache = DynamicCache()
+        prefill = self.hf(input_ids=ids, past_key_values=cache, use_cache=True)
+        first = prefill.logits[:, -1]
+        target = self.tokenizer(reference, add_special_tokens=False, return_tensors="pt").input_ids.to(self.device)
+        scored = self.hf(input_ids=target, past_key_values=cache, use_cache=True).logits[:, :-1]
+        logits = torch.cat([first[:, None], scored], dim=1).float()
+        nll = float(torch.nn.functional.cross_entropy(logits[0], target[0]))
+        cache.crop(-target.shape[1])  # drop the reference tokens: back to the prompt alone for decoding
+        eos = self.hf.generation_config.eos_token_id  # what generate() stops on: an id, a list of ids or None
+        stop = set(eos) if isinstance(eos, (list, tuple)) else {eos} - {None}
+        answer, logits_last = [], first
+        for _ in range(max_new_tokens):
+            token = int(logits_last.argmax(-1))
+            if token in stop:
+                break
+            answer.append(token)
+            step = torch.tensor([[token]], device=self.device)
+            logits_last = self.hf(input_ids=step, past_key_values=cache, use_cache=True).logits[:, -1]
+        return self.tokenizer.decode(answer, skip_special_tokens=True), nll
+
 
 class SentenceEncoder(PretrainedTransformer):
     """``forward(input_ids, attention_mask=None) -> embeddings`` (B, 384): masked mean of the token states, then
