@@ -23,7 +23,7 @@ def one_piece_per_call(argv: list[str]) -> None:
     pieces.write(todo[0], [{"piece": todo[0], "value": len(todo)}])
     pieces.report(PLANNED, seconds_left=100.0 * (len(todo) - 1))
     if len(todo) == 1:
-        for suffix in (".csv", ".meta.json", ".md"):
+        for suffix in (".csv", "_locality.csv", ".meta.json", ".md"):
             (out / f"smollm2_delta{suffix}").write_text("done\n")
 
 

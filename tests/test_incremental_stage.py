@@ -56,7 +56,8 @@ def test_a_stage_that_exits_zero_without_its_outputs_is_not_recorded_done(fake_c
     assert fake_campaign.status(unit).state == "todo" and unit.uid not in fake_campaign.records
     assert [s for s in said if s.startswith("failed")] == [
         f"failed  {unit.uid} (exit 0, but its outputs are missing: results/delta/smollm2_delta.csv, "
-        "results/delta/smollm2_delta.meta.json, results/delta/smollm2_delta.md)"
+        "results/delta/smollm2_delta_locality.csv, results/delta/smollm2_delta.meta.json, "
+        "results/delta/smollm2_delta.md)"
     ]
 
 
@@ -91,9 +92,17 @@ def test_the_smollm2_study_resumes_its_pieces_and_stops_at_its_deadline(tmp_path
     monkeypatch.delenv("QDSBENCH_STAGE_DEADLINE")
     smollm2_delta.main(args)
     names = sorted(p.stem for p in pieces_dir.glob("*.csv"))
-    assert names == ["niah_single_1__N512__delta_r16", "niah_single_1__N512__full", "niah_single_1__N512__sparse_r16"]
+    assert names == [
+        "locality__N512",
+        "niah_single_1__N512__delta_r16",
+        "niah_single_1__N512__full",
+        "niah_single_1__N512__sparse_r16",
+    ]
+    locality = smollm2_delta.Pieces(pieces_dir, tmp_path / "p.json").rows("locality__N512")
+    assert [int(r["layer"]) for r in locality] == list(range(30))  # every layer's own q, k, v
+    assert all(-1 <= float(r["cos_q_t_anchor"]) <= 1 and float(r["err_after_correction"]) >= 0 for r in locality)
     table = (tmp_path / "smollm2_delta.md").read_text()
-    assert "| full | 1 |" in table and "delta N/W=16" in table
+    assert "| full | 1 |" in table and "delta N/W=16" in table and "locality assumption inside SmolLM2" in table
     kept = {p.name: p.stat().st_mtime_ns for p in pieces_dir.iterdir()}
     (pieces_dir / "niah_single_1__N512__sparse_r16.csv").unlink()
     smollm2_delta.main(args)  # only the missing piece is run again

@@ -96,6 +96,7 @@ class Study:
         on the kept tasks (tasks not decided yet count as kept, so the total only shrinks)."""
         out = []
         for length in self.args.lengths:
+            out.append((f"locality__N{length}", "locality", length, "locality", self.args.ratios[0]))
             out += [(piece_name(t, length, "full", None), t, length, "full", None) for t in self.args.tasks]
             for task in self.args.tasks:
                 if self.kept(task, length) is False:
@@ -108,8 +109,8 @@ class Study:
     def seconds_per_sample(self, length: int) -> float:
         measured = [
             float(r["seconds"])
-            for name, _, n, _, _ in self.planned()
-            if n == length and self.pieces.done(name)
+            for name, _, n, method, _ in self.planned()
+            if n == length and method != "locality" and self.pieces.done(name)
             for r in self.pieces.rows(name)
         ]
         if measured:
@@ -117,12 +118,13 @@ class Study:
         nearest = min(SECONDS_PER_SAMPLE_HINT, key=lambda n: abs(n - length))
         return SECONDS_PER_SAMPLE_HINT[nearest] * length / nearest
 
+    def estimate(self, length: int, method: str) -> float:
+        """Seconds for one piece: --samples prompts, or the locality piece's few prefills (no decoding)."""
+        prompts = len(LOCALITY_TASKS) * LOCALITY_SAMPLES if method == "locality" else self.args.samples
+        return prompts * self.seconds_per_sample(length)
+
     def seconds_left(self) -> float:
-        return sum(
-            self.args.samples * self.seconds_per_sample(n)
-            for name, _, n, _, _ in self.planned()
-            if not self.pieces.done(name)
-        )
+        return sum(self.estimate(n, m) for name, _, n, m, _ in self.planned() if not self.pieces.done(name))
 
 
 @torch.no_grad()
@@ -162,6 +164,50 @@ def run_piece(model, generator, task: str, length: int, method: str, ratio: int 
     return rows
 
 
+LOCALITY_TASKS, LOCALITY_SAMPLES = ("niah_single_1", "vt"), 2
+LOCALITY_STATS = ("cos_q_t_anchor", "cos_q_t_next", "cos_D_t_D_a", "err_after_correction")
+
+
+@torch.no_grad()
+def locality_piece(model, generator, length: int, ratio: int, args) -> list[dict[str, Any]]:
+    """Delta's assumption inside SmolLM2, per layer: on the q, k, v its full-attention prefill computes (after RoPE),
+    how well an anchor's dense-minus-sparse difference predicts its block's (studies.delta.correction_stats), for
+    RULER prompts of ``length`` tokens at W = N / ratio."""
+    from qdsbench.studies.delta import correction_stats
+
+    window, sinks = max(1, length // ratio), max(1, length // 128)
+    model.set_backend({"name": "sdpa"})
+    seen: dict[int, dict[str, list[float]]] = {}
+
+    def measure(index: int):
+        def hook(_module, inputs):
+            q, k, v = inputs[:3]
+            for key, value in correction_stats(q, k, v, window, sinks, GAMMA).items():
+                seen.setdefault(index, {}).setdefault(key, []).append(value)
+
+        return hook
+
+    handles = [b.register_forward_pre_hook(measure(i)) for i, b in enumerate(model.backends())]
+    try:
+        for task in LOCALITY_TASKS:
+            for index in range(LOCALITY_SAMPLES):
+                try:
+                    prompt = generator.sample(task, length, args.seed, index).prompt
+                except ValueError as err:  # e.g. vt's smallest prompt is longer than a short smoke length
+                    print(f"locality at N = {length}: {task} left out ({err})", flush=True)
+                    break
+                model(model.tokenizer(prompt, return_tensors="pt").input_ids.to(model.device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    common = {"length": length, "ratio": ratio, "window": window, "sinks": sinks, "gamma": GAMMA}
+    return [
+        {**common, "layer": layer, "prompts": len(stats["cos_q_t_anchor"])}
+        | {key: round(statistics.mean(stats[key]), 4) for key in LOCALITY_STATS}
+        for layer, stats in sorted(seen.items())
+    ]
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", nargs="+", default=ruler_text.task_names(), choices=ruler_text.task_names())
@@ -187,23 +233,29 @@ def main(argv: list[str] | None = None) -> None:
     model = generator = None
     while todo := [p for p in study.planned() if not pieces.done(p[0])]:
         name, task, length, method, ratio = todo[0]
-        estimate = args.samples * study.seconds_per_sample(length)
+        estimate = study.estimate(length, method)
         if not pieces.fits(estimate):
             print(f"{name}: about {estimate / 60:.0f} min, past the deadline: stopping here", flush=True)
             break
         if model is None:
             model = models.create("smollm2_135m", attention={"name": "sdpa"})
             generator = ruler_text.RulerTextGenerator(token_counter(model.tokenizer), ruler_text.SMOLLM2_CHAT)
-        rows = run_piece(model, generator, task, length, method, ratio, args)
-        pieces.write(name, rows)
-        print(f"{name}: score {statistics.mean(float(r['score']) for r in rows):.1f} over {len(rows)}", flush=True)
+        if method == "locality":
+            pieces.write(name, locality_piece(model, generator, length, ratio, args))
+            print(f"{name}: measured", flush=True)
+        else:
+            rows = run_piece(model, generator, task, length, method, ratio, args)
+            pieces.write(name, rows)
+            print(f"{name}: score {statistics.mean(float(r['score']) for r in rows):.1f} over {len(rows)}", flush=True)
         pieces.report([p[0] for p in study.planned()], study.seconds_left())
     planned = study.planned()
     pieces.report([p[0] for p in planned], study.seconds_left())
     if any(not pieces.done(p[0]) for p in planned):
         return
-    rows = [r for name, *_ in planned for r in pieces.rows(name)]
+    rows = [r for name, _, _, method, _ in planned if method != "locality" for r in pieces.rows(name)]
     write_csv(args.out / f"{NAME}.csv", rows, lineterminator="\r\n")
+    locality = [r for name, _, _, method, _ in planned if method == "locality" for r in pieces.rows(name)]
+    write_csv(args.out / f"{NAME}_locality.csv", locality, lineterminator="\r\n")
     meta = {
         "command": "python -m qdsbench.campaign.stage qdsbench.studies.smollm2_delta:main "
         + json.dumps(list(argv) if argv is not None else []),
@@ -309,6 +361,32 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def locality_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "## Delta's locality assumption inside SmolLM2, per layer",
+        "",
+        f"On the q, k, v of full-attention prefills ({LOCALITY_SAMPLES} prompts each of "
+        f"{', '.join(LOCALITY_TASKS)}), with W = N / {rows[0]['ratio']}: cos_q_t_anchor = cosine of a query to its "
+        "anchor's, cos_D_t_D_a = cosine of their dense-minus-sparse differences, err_after_correction = "
+        "sum ||D_t - D_a||^2 / sum ||D_t||^2 (below 1: the correction removes error; studies/delta.correction_stats).",
+        "",
+    ]
+    for length in sorted({int(r["length"]) for r in rows}):
+        at = [r for r in rows if int(r["length"]) == length]
+        cos = [float(r["cos_q_t_anchor"]) for r in at]
+        err = [float(r["err_after_correction"]) for r in at]
+        lines += [
+            f"N = {length} (W = {at[0]['window']}): cos_q_t_anchor {min(cos):.2f}-{max(cos):.2f} over the "
+            f"{len(at)} layers, err_after_correction {min(err):.2f}-{max(err):.2f}.",
+            "",
+            markdown_table(at, ["layer", *LOCALITY_STATS]),
+            "",
+        ]
+    return lines
+
+
 def render(records: Path, out: Path) -> list[Path]:
     """The manifest's renderer: ``<records>/delta/smollm2_delta.csv`` and ``.meta.json`` -> ``<out>/delta/...md``."""
     return [render_dir(Path(records) / "delta", Path(out) / "delta")]
@@ -316,4 +394,6 @@ def render(records: Path, out: Path) -> list[Path]:
 
 def render_dir(src: Path, dst: Path) -> Path:
     meta = json.loads((src / f"{NAME}.meta.json").read_text())
-    return write_text(dst / f"{NAME}.md", markdown(read_csv(src / f"{NAME}.csv"), meta))
+    locality = read_csv(src / f"{NAME}_locality.csv") if (src / f"{NAME}_locality.csv").is_file() else []
+    text = markdown(read_csv(src / f"{NAME}.csv"), meta) + "\n".join(locality_markdown(locality))
+    return write_text(dst / f"{NAME}.md", text.rstrip("\n") + "\n")
