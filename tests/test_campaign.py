@@ -317,3 +317,19 @@ def test_a_table_figure_draws_the_tables_own_means_and_spreads(tmp_path):
     ]
     assert figures.plot_over(empty, spec, "t", tmp_path / "x.png") is None and not (tmp_path / "x.png").exists()
     assert figures.plot_over(rows, spec, "t", tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_run_is_estimated_from_runs_of_its_own_dataset_not_of_another(tmp_path):
+    """Seconds per epoch depend on the dataset's size: 22 min of MNIST epochs are no estimate for BreastMNIST (546
+    images), which falls back to the manifest's hint until a BreastMNIST run is measured."""
+    campaign = Campaign("qds", "paper", results=tmp_path, work=tmp_path, tables_=["table2"], check_data=False)
+    (breast,) = [
+        u for u in campaign.units if u.uid.startswith("qds-table1__attention-softmax__data-breastmnist__depth-2__seed0")
+    ]
+    labels = campaign.labels(breast)
+    mnist = {**labels, "data.name": "mnist"}
+    campaign.records = {"x-1": {"uid": "x-1", "experiment": "qds/table1", "seconds_per_epoch": 26.0, "config": mnist}}
+    epochs = int(labels["trainer.max_epochs"])
+    assert campaign.status(breast).estimate_s == pytest.approx(30.0 + epochs * 1.0)  # the hint: 1 s an epoch
+    campaign.records["y-1"] = {"uid": "y-1", "experiment": "qds/table1", "seconds_per_epoch": 0.4, "config": labels}
+    assert campaign.status(breast).estimate_s == pytest.approx(30.0 + epochs * 0.4)  # measured on its own data

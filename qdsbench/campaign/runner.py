@@ -426,13 +426,13 @@ def _group_of(record: dict[str, Any]) -> str:
     return record["uid"].rsplit("-", 1)[-1]
 
 
+# What sets a run's seconds per epoch: the operator, the model's size and the dataset (its epoch length).
+COST_KEYS = ("attention.name", "model.name", "model.depth", "attention.layers", "data.name")
+
+
 def _same_backend(record: dict[str, Any], labels: dict[str, Any]) -> bool:
     cfg = record.get("config", {})
-    return all(
-        cfg.get(k) == labels.get(k)
-        for k in ("attention.name", "model.name", "model.depth", "attention.layers")
-        if labels.get(k) is not None
-    )
+    return all(cfg.get(k) == labels.get(k) for k in COST_KEYS if labels.get(k) is not None)
 
 
 def _cost_hint(manifest, unit: Unit) -> float | None:
