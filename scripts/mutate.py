@@ -11,6 +11,7 @@ counts "no tests" mutants (no selected test reaches the mutated function, so not
     python scripts/mutate.py orthotrans runrecord   # or: make mutate MODULE=orthotrans
     python scripts/mutate.py                        # every module in MODULES
     python scripts/mutate.py --report-only orthotrans   # re-parse the existing ./mutants/ without rerunning
+                                                       # (keeps the section's recorded command and run time)
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     ),
     "olinear": (
         ["qdsbench/models/olinear.py"],
-        ["tests/test_mission_olinear.py", "tests/test_forecasting.py"],
+        ["tests/test_mission_olinear.py", "tests/test_olinear_mutants.py", "tests/test_forecasting.py"],
     ),
     "runrecord": (
         ["qdsbench/runrecord.py"],
@@ -45,12 +46,19 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
         [
             "tests/test_train.py",
             "tests/test_resume_compat.py",
+            "tests/test_mission_runrecord.py",
+            "tests/test_runrecord_mutants.py",
             "tests/test_faults.py::test_a_second_process_cannot_take_a_locked_run_directory",
         ],
     ),
     "ruler": (
         ["qdsbench/longctx/ruler.py"],
-        ["tests/test_ruler.py", "tests/test_mission_ruler.py", "tests/test_ruler_text.py"],
+        [
+            "tests/test_ruler.py",
+            "tests/test_mission_ruler.py",
+            "tests/test_ruler_mutants.py",
+            "tests/test_ruler_text.py",
+        ],
     ),
     "quantum": (
         ["qdsbench/quantum/*"],
@@ -88,26 +96,73 @@ VERDICTS: dict[str, str] = {
     "exactly 1e-4 in floating point; both sides of the threshold are tested (mission_olinear)",
     "qdsbench.runrecord.x_config_hash__mutmut_3": "equivalent: resolve=None is falsy like False",
     "qdsbench.runrecord.x_config_hash__mutmut_5": "equivalent: resolve=False is to_container's default",
-    "qdsbench.runrecord.x_config_hash__mutmut_7": "hole: no test that configs differing only in paths/logger "
-    "(HASH_EXCLUDED_KEYS) hash equal",
-    "qdsbench.runrecord.x_config_hash__mutmut_12": "hole: no test that key order does not change the hash",
-    "qdsbench.runrecord.x_config_hash__mutmut_15": "hole: no test that key order does not change the hash",
-    "qdsbench.runrecord.x_config_hash__mutmut_17": "hole: no test that key order does not change the hash",
-    "qdsbench.runrecord.x_config_hash__mutmut_13": "hole: no test hashing a config that holds a non-JSON value",
-    "qdsbench.runrecord.x_config_hash__mutmut_16": "hole: no test hashing a config that holds a non-JSON value",
-    "qdsbench.runrecord.x_config_hash__mutmut_18": "hole (small): the 16-hex-digit hash length is not pinned",
-    "qdsbench.runrecord.x_lock_run_dir__mutmut_12": "hole (small): the lock file name .lock is not pinned",
-    "qdsbench.runrecord.x_lock_run_dir__mutmut_13": "hole (small): the lock file name .lock is not pinned",
     "qdsbench.runrecord.x_lock_run_dir__mutmut_25": "cosmetic: the '?' owner of an empty lock file is not pinned",
-    "qdsbench.runrecord.x_path_in_run__mutmut_1": "hole in the selection: only the excluded moved-run test "
-    "checks run.json's relative checkpoint paths; needs a unit test of path_in_run",
-    "qdsbench.runrecord.x_path_in_run__mutmut_5": "hole: no test that a path outside the run stays as given",
 }
-for i in range(4, 10):
-    VERDICTS[f"qdsbench.runrecord.x_resolve_in_run__mutmut_{i}"] = (
-        "hole in the selection: resolve_in_run is only exercised by the excluded moved-run test and the "
-        "qdsbench-eval subprocess; needs a unit test (relative joined, absolute re-rooted, outside kept)"
+OLINEAR = "qdsbench.models.olinear.x\u01c1"
+VERDICTS |= {
+    OLINEAR + "NormLin\u01c1__init____mutmut_3": "equivalent: I - N(0,1) noise has the distribution of I + N(0,1) "
+    "noise (the normal is symmetric)",
+    OLINEAR + "NormLin\u01c1forward__mutmut_8": "equivalent: normalize's default dim=1 is dim=-1 of the 2-D weight",
+    OLINEAR + "NormLin\u01c1forward__mutmut_11": "equivalent: dim=+1 is dim=-1 of the 2-D weight",
+    OLINEAR + "RevIN\u01c1denorm__mutmut_5": "equivalent in practice: w - eps^2 vs w + eps^2 (eps^2 = 1e-10) differ "
+    "only for a RevIN weight within ~1e-10 of 0, below float32 resolution; denorm still inverts norm",
+    OLINEAR + "RevIN\u01c1denorm__mutmut_7": "equivalent in practice: eps^3 vs eps^2 (1e-15 vs 1e-10) in the "
+    "division guard, below float32 resolution unless the RevIN weight is ~0",
+}
+for m in ("NormLin\u01c1forward__mutmut_20", "OLinear\u01c1forward__mutmut_21", "OLinear\u01c1forward__mutmut_57"):
+    VERDICTS[OLINEAR + m] = "equivalent: upper-case einsum labels name the same contraction"
+for m in ("28", "71"):
+    VERDICTS[OLINEAR + "OLinear\u01c1forward__mutmut_" + m] = (
+        "equivalent: the tensor is always 4-D ([B, N, ., .]), so transpose(-1, +2) is transpose(-1, -2)"
     )
+for m in ("33", "73"):
+    VERDICTS[OLINEAR + "OLinear\u01c1forward__mutmut_" + m] = (
+        "equivalent: the tensor is always 4-D ([B, N, ., .]), so flatten(+2) is flatten(-2)"
+    )
+RULER = "qdsbench.longctx.ruler.x"
+GEN = RULER + "\u01c1RulerGenerator\u01c1"
+for i in (6, 7, 10, 11, 13, 14, 16, 17):
+    VERDICTS[f"{RULER}_cache_key__mutmut_{i}"] = (
+        "equivalent: renaming a hashed JSON key only renames every cache file alike (old caches miss once)"
+    )
+for i in (3, 5, 18):
+    VERDICTS[f"{RULER}_cache_key__mutmut_{i}"] = (
+        "equivalent: the dict literal and asdict() have a fixed key order, so unsorted JSON is as deterministic; "
+        "only the file names change"
+    )
+VERDICTS |= {
+    RULER + "_cache_key__mutmut_20": "equivalent: an 11- instead of 10-hex-digit digest only renames cache files",
+    RULER + "_contains__mutmut_10": "equivalent: the extra windows run past the end, are shorter than the "
+    "reference and never equal it",
+    RULER + "_contains__mutmut_11": "equivalent: the one extra window is shorter than the reference",
+    RULER + "_load_or_generate__mutmut_42": "equivalent: only the temporary file's name, replaced atomically",
+    RULER + "_string_match_all__mutmut_4": "equivalent: float('NAN') is nan",
+    RULER + "_string_match_part__mutmut_4": "equivalent: float('NAN') is nan",
+    GEN + "__init____mutmut_1": "incidental, not pinned: another fixed seed is another, equally valid fixed "
+    "filler language (the tests check it is fixed, sparse and shared by generators)",
+    GEN + "_cwe__mutmut_37": "equivalent for lengths >= 105: max(0, x) and max(1, x) differ only when the 10 x "
+    "num_cw common-word copies do not fit the body, where the common words themselves are truncated",
+    GEN + "_fwe__mutmut_12": "incidental, not pinned: 64 vs 65 word types in the Zipf draw (a free choice of "
+    "the stand-in); the test checks the Zipf frequencies and the answer by count",
+    GEN + "_fwe__mutmut_21": "equivalent: scaling every weight by 2 (exact in floating point) leaves "
+    "random.choices' draws unchanged",
+    GEN + "_niah__mutmut_62": "equivalent in distribution: a surplus distractor is dropped by fit() (only the "
+    "random values of the kept ones shift)",
+    GEN + "_niah__mutmut_63": "equivalent in distribution: a fractional count draws one surplus distractor, "
+    "dropped by fit()",
+    GEN + "_niah__mutmut_64": "equivalent in distribution: the surplus distractors are dropped by fit()",
+    GEN + "_niah__mutmut_93": "equivalent: fit() never uses its rng argument",
+    GEN + "_vt__mutmut_95": "equivalent: fit() never uses its rng argument",
+    GEN + "_vt__mutmut_100": "equivalent for vt as registered: its noise haystack draws nothing from rng",
+    GEN + "_vt__mutmut_79": "equivalent: with one chain the interleaving key (i % (hops + 1), i) is the identity",
+    GEN + "_word_list__mutmut_11": "equivalent: the padding is cut to [:missing] anyway",
+    GEN + "fit__mutmut_22": "equivalent: the padding is cut to [:missing] anyway",
+    GEN + "sentences__mutmut_16": "incidental, not pinned: Markov sentences of 9-16 instead of 8-16 words",
+    GEN + "sentences__mutmut_17": "incidental, not pinned: Markov sentences of 8-17 instead of 8-16 words",
+    GEN + "sentences__mutmut_24": "equivalent: random() returns exactly 0.9 with probability ~2^-53",
+}
+for m in ("_cwe__mutmut_67", "_fwe__mutmut_71", "_niah__mutmut_123", "_vt__mutmut_131"):
+    VERDICTS[GEN + m] = "equivalent: every task's metric is string_match_all, Sample's default"
 
 KILLED = {"killed", "timeout"}
 SURVIVED = {"survived", "no tests"}
@@ -146,6 +201,16 @@ def one_line_diff(diff: str) -> str:
     return f"`{' / '.join(minus) or '(nothing)'}` -> `{' / '.join(plus) or '(nothing)'}`"
 
 
+RERENDERED = " (verdicts re-rendered by `--report-only`)"
+
+
+def recorded_run(module: str) -> str | None:
+    """The module's current "- command: ..." line (command, run time, date), to keep when only re-rendering."""
+    text = REPORT.read_text() if REPORT.is_file() else ""
+    found = re.search(rf"<!-- mutate:{module} -->.*?^(- command: [^\n]*)$", text, re.S | re.M)
+    return found.group(1) if found else None
+
+
 def section(module: str, statuses: dict[str, str], diffs: dict[str, str], command: str, seconds: float | None) -> str:
     paths, tests = MODULES[module]
     counts: dict[str, int] = {}
@@ -155,11 +220,15 @@ def section(module: str, statuses: dict[str, str], diffs: dict[str, str], comman
     survived = sum(n for s, n in counts.items() if s in SURVIVED)
     score = f"{100 * killed / (killed + survived):.1f}%" if killed + survived else "n/a"
     took = f"{seconds / 60:.1f} min" if seconds is not None else "not rerun (report only)"
+    run_line = f"- command: `{command}`, run time {took}, {date.today().isoformat()}"
+    if seconds is None and (recorded := recorded_run(module)):  # keep the run's own command, time and date
+        head, sep, day = recorded.rpartition(", ")
+        run_line = recorded if RERENDERED in head or not sep else f"{head}{RERENDERED}, {day}"
     lines = [
         f"<!-- mutate:{module} -->",
         f"## {module}",
         "",
-        f"- command: `{command}`, run time {took}, {date.today().isoformat()}",
+        run_line,
         f"- mutated: {', '.join(paths)}; tests: {', '.join(tests)}",
         f"- score: **{score}** ({killed} killed of {killed + survived}; "
         + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))

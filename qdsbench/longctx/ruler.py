@@ -98,7 +98,7 @@ class RulerGenerator:
     """Makes samples of every task at any length from one vocabulary and one set of string formats."""
 
     def __init__(self, vocab: Vocab | None = None, formats: Formats | None = None, markov_seed: int = 1234):
-        self.vocab, self.formats = vocab or Vocab(), formats or Formats()
+        self.vocab, self.formats, self.markov_seed = vocab or Vocab(), formats or Formats(), markov_seed
         v = self.vocab
         self.noise_sentence = [v.filler0 + i for i in range(NOISE_SENTENCE_LEN)]
         rng = random.Random(markov_seed)  # the "essay language": 4 likely successors per filler word
@@ -319,16 +319,20 @@ METRICS = {"string_match_all": string_match_all, "string_match_part": string_mat
 # --- cached evaluation sets ---------------------------------------------------------------------------------------
 
 
-def cache_key(task: str, length: int, seed: int, count: int, vocab: Vocab, formats: Formats) -> str:
-    args = json.dumps(
-        {
-            "spec": asdict(spec_for(task)),
-            "vocab": asdict(vocab),
-            "formats": asdict(formats),
-            "version": GENERATOR_VERSION,
-        },
-        sort_keys=True,
-    )
+def cache_key(
+    task: str, length: int, seed: int, count: int, vocab: Vocab, formats: Formats, markov_seed: int = 1234
+) -> str:
+    """Everything a cached sample depends on; the essay haystack's language depends on ``markov_seed`` (a key
+    without it would hand one generator's cached samples to another)."""
+    args = {
+        "spec": asdict(spec_for(task)),
+        "vocab": asdict(vocab),
+        "formats": asdict(formats),
+        "version": GENERATOR_VERSION,
+    }
+    if markov_seed != 1234:  # the default's key is unchanged, so existing caches stay valid
+        args["markov_seed"] = markov_seed
+    args = json.dumps(args, sort_keys=True)
     return f"{task}-{hashlib.sha1(args.encode()).hexdigest()[:10]}-N{length}-s{seed}-n{count}"
 
 
@@ -338,7 +342,8 @@ def load_or_generate(
     """Evaluation samples, read from ``cache_dir/<key>.jsonl`` when present, else generated and cached."""
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / (cache_key(task, length, seed, count, generator.vocab, generator.formats) + ".jsonl")
+        key = cache_key(task, length, seed, count, generator.vocab, generator.formats, generator.markov_seed)
+        path = Path(cache_dir) / f"{key}.jsonl"
         if path.exists():
             return [Sample(**json.loads(line)) for line in path.read_text().splitlines() if line]
     samples = [generator.sample(task, length, seed, i) for i in range(count)]
