@@ -333,3 +333,21 @@ def test_a_run_is_estimated_from_runs_of_its_own_dataset_not_of_another(tmp_path
     assert campaign.status(breast).estimate_s == pytest.approx(30.0 + epochs * 1.0)  # the hint: 1 s an epoch
     campaign.records["y-1"] = {"uid": "y-1", "experiment": "qds/table1", "seconds_per_epoch": 0.4, "config": labels}
     assert campaign.status(breast).estimate_s == pytest.approx(30.0 + epochs * 0.4)  # measured on its own data
+
+
+def test_until_is_the_budget_to_a_clock_time():
+    from datetime import datetime
+
+    from qdsbench.campaign.cli import hours_until, parse
+
+    now = datetime(2026, 12, 2, 5, 30)
+    assert hours_until("06:45", now) == pytest.approx(1.25)
+    assert hours_until("05:00", now) == pytest.approx(23.5)  # already past today: tomorrow's
+    assert hours_until("2026-12-02T08:00", now) == pytest.approx(2.5)
+    with pytest.raises(ValueError, match=r"--until 2026-12-01T08:00 is already past \(now 2026-12-02T05:30\)"):
+        hours_until("2026-12-01T08:00", now)
+    with pytest.raises(ValueError, match=r"--until 'noon' is not HH:MM or YYYY-MM-DDTHH:MM"):
+        hours_until("noon", now)
+    assert 0 < parse(["--paper", "qds", "--until", "23:59"]).hours <= 24
+    with pytest.raises(SystemExit):
+        parse(["--paper", "qds", "--until", "6h"])

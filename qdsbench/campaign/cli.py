@@ -2,6 +2,7 @@
 
 qdsbench-reproduce --paper qds --protocol paper --plan          # status and cost of every run and stage
 qdsbench-reproduce --paper qds --protocol paper --hours 2.5     # run what fits in 2.5 h, then build the tables
+qdsbench-reproduce --paper qds --protocol paper --until 18:30   # the same budget as a clock time (local time)
 qdsbench-reproduce --paper qds --protocol paper --tables-only   # rebuild the tables from committed records
 qdsbench-reproduce --paper qds --protocol paper --commands      # one train command per unit left (cluster arrays)
 qdsbench-reproduce --paper qds --protocol paper --collect       # records for runs finished elsewhere, then tables
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from qdsbench.errors import UserError
@@ -26,6 +28,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--plan", action="store_true")
     mode.add_argument("--hours", type=float, help="time budget: no run starts that cannot finish inside it")
+    mode.add_argument("--until", help="time budget as a clock time: HH:MM (its next occurrence) or YYYY-MM-DDTHH:MM")
     mode.add_argument("--tables-only", action="store_true")
     mode.add_argument("--commands", action="store_true")
     mode.add_argument("--collect", action="store_true")
@@ -40,11 +43,34 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=None, help="results root (default: the repo's results/)")
     parser.add_argument("--work", type=Path, default=None, help="work directories (default: logs/campaign/)")
     args = parser.parse_args(argv)
+    if args.until is not None:
+        try:
+            args.hours = hours_until(args.until)
+        except ValueError as err:
+            parser.error(str(err))
     if args.hours is not None and args.hours <= 0:
         parser.error(f"--hours must be positive, got {args.hours}")
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
     return args
+
+
+def hours_until(when: str, now: datetime | None = None) -> float:
+    """Hours from ``now`` to ``when``: ``HH:MM`` is its next occurrence (today, else tomorrow), an ISO date-time is
+    taken as given (local time), and one already past is an error naming it."""
+    now = now or datetime.now()
+    try:
+        if len(when) <= 5:
+            clock = datetime.strptime(when, "%H:%M").time()
+            target = datetime.combine(now.date(), clock)
+            target += timedelta(days=1) if target <= now else timedelta(0)
+        else:
+            target = datetime.fromisoformat(when)
+    except ValueError:
+        raise ValueError(f"--until '{when}' is not HH:MM or YYYY-MM-DDTHH:MM") from None
+    if target <= now:
+        raise ValueError(f"--until {when} is already past (now {now.isoformat(timespec='minutes')})")
+    return (target - now).total_seconds() / 3600
 
 
 def main(argv: list[str] | None = None) -> None:
