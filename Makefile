@@ -116,10 +116,12 @@ dashboard: report ## build the report and serve it on http://127.0.0.1:$(PORT)/ 
 	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory logs/report
 
 PAPERS := qds olinear delta monarch analysis
-reproduce-paper: install ## PAPER=<qds|olinear|delta|monarch|analysis> [PROTOCOL=paper HOURS=3 JOBS=1]: run the campaign, then the report
+TABLES ?= all
+reproduce-paper: install ## PAPER=<qds|olinear|delta|monarch|analysis> [PROTOCOL=paper HOURS=3 or UNTIL=HH:MM, JOBS=1 TABLES=all ONLY='model.depth=1 data=mnist']: run the campaign, then the report
 	@case "$(PAPER)" in qds|olinear|delta|monarch|analysis) ;; \
 	  *) echo "reproduce-paper: unknown PAPER='$(PAPER)'; valid choices: $(PAPERS)"; exit 2 ;; esac
-	QDSBENCH_DATA=$(abspath $(DATA)) $(VENV)/bin/qdsbench-reproduce --paper $(PAPER) --protocol $(PROTOCOL) --hours $(HOURS) --jobs $(JOBS)
+	QDSBENCH_DATA=$(abspath $(DATA)) $(VENV)/bin/qdsbench-reproduce --paper $(PAPER) --protocol $(PROTOCOL) \
+	  $(if $(UNTIL),--until $(UNTIL),--hours $(HOURS)) --jobs $(JOBS) --tables $(TABLES) $(foreach o,$(ONLY),--only $(o))
 	$(MAKE) report
 
 plan: install ## PAPER=<p> [PROTOCOL=paper]: every run and stage of a campaign with its status and cost
