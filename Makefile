@@ -15,7 +15,7 @@ DATA ?= $(or $(QDSBENCH_DATA),data)
 ARGS ?=
 TEST_JOBS ?= 2
 
-.PHONY: help install run test test-full mutate lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear reproduce-monarch bench-monarch bench-qontot bench-qontot-step qds-expressivity reproduce-analysis reproduce-delta bench-sparse report dashboard reproduce-paper plan tables data-link browser-deps compiler-deps slurm-up slurm-down test-slurm
+.PHONY: help install run test test-full test-gpu mutate lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear reproduce-monarch bench-monarch bench-qontot bench-qontot-step qds-expressivity reproduce-analysis reproduce-delta bench-sparse report dashboard reproduce-paper plan tables data-link browser-deps compiler-deps slurm-up slurm-down test-slurm
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ test: install ## install, then the fast test suite (TEST_JOBS=2 processes; a tes
 
 test-full: install ## every test, slow ones included
 	$(PY) -m pytest -q $(ARGS)
+
+test-gpu: install ## the CUDA paths against the CPU (tests/test_gpu.py; skipped without a GPU; QDSBENCH_TEST_DEVICE=cpu dry-runs them)
+	$(PY) -m pytest -m gpu -q $(ARGS)
 
 MODULE ?=
 mutate: install ## mutation testing (mutmut, one worker) of MODULE=orthotrans|runrecord|... (all when empty) -> results/quality/mutation.md; not in CI
