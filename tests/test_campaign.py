@@ -351,3 +351,15 @@ def test_until_is_the_budget_to_a_clock_time():
     assert 0 < parse(["--paper", "qds", "--until", "23:59"]).hours <= 24
     with pytest.raises(SystemExit):
         parse(["--paper", "qds", "--until", "6h"])
+
+
+def test_the_smoke_protocol_keeps_its_records_and_tables_out_of_results(tmp_path, monkeypatch):
+    """A protocol with its own results root (smoke: logs/smoke) writes there by default, never into results/."""
+    from qdsbench.campaign.cli import main
+
+    monkeypatch.setenv("QDSBENCH_CONF", str(REPO_ROOT / "conf"))
+    monkeypatch.setattr("qdsbench.config.REPO_ROOT", tmp_path)  # the CLI's default roots, nothing else
+    main(["--paper", "qds", "--protocol", "smoke", "--tables", "table1", "--tables-only"])
+    tables = tmp_path / "logs" / "smoke" / "qds" / "smoke"
+    assert sorted(p.name for p in tables.glob("table1.*")) == ["table1.csv", "table1.md"]
+    assert not (tmp_path / "results").exists()

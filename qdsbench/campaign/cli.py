@@ -40,7 +40,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="run or plan only units whose grid value KEY is one of these (repeatable)",
     )
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (one torch thread each)")
-    parser.add_argument("--results", type=Path, default=None, help="results root (default: the repo's results/)")
+    parser.add_argument(
+        "--results", type=Path, default=None, help="results root (default: results/; smoke: logs/smoke)"
+    )
     parser.add_argument("--work", type=Path, default=None, help="work directories (default: logs/campaign/)")
     args = parser.parse_args(argv)
     if args.until is not None:
@@ -80,7 +82,10 @@ def main(argv: list[str] | None = None) -> None:
     from qdsbench.config import REPO_ROOT
 
     try:
-        names = None if args.tables == "all" else check_tables(load_manifest(args.paper), args.tables.split(","))
+        manifest = load_manifest(args.paper)
+        names = None if args.tables == "all" else check_tables(manifest, args.tables.split(","))
+        # a protocol with its own results root (smoke: logs/smoke) keeps its records and tables out of results/
+        own_root = (manifest.protocols.get(args.protocol) or {}).get("stage_results")
         only = {}
         for item in args.only:
             key, sep, values = item.partition("=")
@@ -90,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         campaign = Campaign(
             args.paper,
             args.protocol,
-            args.results or REPO_ROOT / "results",
+            args.results or REPO_ROOT / (own_root or "results"),
             args.work or REPO_ROOT / "logs" / "campaign",
             names,
             only,
