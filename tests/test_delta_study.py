@@ -28,6 +28,9 @@ def copy_records(root):
 
 @pytest.mark.parametrize("stage", list(MANIFEST.stages))
 def test_each_stage_renderer_rebuilds_the_committed_tables_byte_for_byte(stage, tmp_path):
+    missing = [p for p in MANIFEST.stages[stage].outputs if not (REPO_ROOT / p).exists()]
+    if missing:  # an incremental stage still filling (smollm2_delta): no tables committed yet
+        pytest.skip(f"stage {stage} has not finished: {', '.join(missing)} not committed")
     written = resolve(MANIFEST.stages[stage].render)(RESULTS, tmp_path)
     assert written
     for path in written:
@@ -43,9 +46,8 @@ def test_each_stage_renderer_rebuilds_the_committed_tables_byte_for_byte(stage, 
 
 
 def test_every_committed_table_has_a_renderer(tmp_path):
-    from qdsbench.studies import ruler_text_eval
-
-    written = {p.name for p in [*delta_tables.render(RESULTS, tmp_path), *ruler_text_eval.render(RESULTS, tmp_path)]}
+    finished = [s for s in MANIFEST.stages.values() if all((REPO_ROOT / p).exists() for p in s.outputs)]
+    written = {p.name for stage in finished for p in resolve(stage.render)(RESULTS, tmp_path)}
     committed = {p.name for p in (RESULTS / "delta").glob("*.md") if p.name != "README.md"}
     assert committed <= written and "accuracy.csv" in written
 
