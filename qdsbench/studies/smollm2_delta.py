@@ -118,13 +118,15 @@ class Study:
         nearest = min(SECONDS_PER_SAMPLE_HINT, key=lambda n: abs(n - length))
         return SECONDS_PER_SAMPLE_HINT[nearest] * length / nearest
 
-    def estimate(self, length: int, method: str) -> float:
+    def estimate(self, length: int, method: str, per_sample: float | None = None) -> float:
         """Seconds for one piece: --samples prompts, or the locality piece's few prefills (no decoding)."""
         prompts = len(LOCALITY_TASKS) * LOCALITY_SAMPLES if method == "locality" else self.args.samples
-        return prompts * self.seconds_per_sample(length)
+        return prompts * (per_sample if per_sample is not None else self.seconds_per_sample(length))
 
     def seconds_left(self) -> float:
-        return sum(self.estimate(n, m) for name, _, n, m, _ in self.planned() if not self.pieces.done(name))
+        per_sample = {n: self.seconds_per_sample(n) for n in self.args.lengths}  # read the pieces once a length
+        todo = [(n, m) for name, _, n, m, _ in self.planned() if not self.pieces.done(name)]
+        return sum(self.estimate(n, m, per_sample[n]) for n, m in todo)
 
 
 @torch.no_grad()
