@@ -308,8 +308,8 @@ class Campaign:
                     done, total = progress.get("done", 0), progress.get("total", "?")
                     say(f"stopped {unit.uid} at the budget: {done} of {total} pieces done")
                 else:
-                    missing = [p for p in stage.get("outputs") or [] if not self.stage_output(p).exists()]
-                    say(f"failed  {unit.uid} (exit 0, but its outputs are missing: {', '.join(missing)})")
+                    missing = ", ".join(self.missing_outputs(unit.name))
+                    say(f"failed  {unit.uid} (exit 0, but its outputs are missing: {missing})")
                 return
             if returncode == 0:
                 record = {
@@ -383,9 +383,11 @@ class Campaign:
                     say(f"wrote {png}")
         return written
 
+    def missing_outputs(self, stage: str) -> list[str]:
+        return [p for p in self.manifest.stages[stage].get("outputs") or [] if not self.stage_output(p).exists()]
+
     def stage_outputs_exist(self, stage: str) -> bool:
-        outputs = list(self.manifest.stages[stage].get("outputs") or [])
-        return bool(outputs) and all(self.stage_output(p).exists() for p in outputs)
+        return bool(self.manifest.stages[stage].get("outputs")) and not self.missing_outputs(stage)
 
     def incremental(self, unit: Unit) -> bool:
         """A stage that writes its work as pieces and honours the runner's deadline (pieces.py)."""

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from qdsbench.cli.preflight import bare_dir_as_run_dir, preflight, split_overrides
+from qdsbench.cli.preflight import MODE_FLAGS, bare_dir_as_run_dir, preflight, split_overrides
 from qdsbench.config import config_dir
 from qdsbench.errors import PreflightError
 from qdsbench.snapshot import SNAPSHOT, snapshot_path
 
-# Flags that print something about the config and run nothing: no run directory is needed for them.
-INSPECT_FLAGS = {"--cfg", "-c", "--info", "-i", "--shell-completion", "-sc"}
+# Hydra's modes that print something about the config and run nothing: no run directory is needed for them.
+INSPECT_FLAGS = {flag for flag, mode in MODE_FLAGS.items() if mode in ("--cfg", "--info", "--shell-completion")}
 
 
 def check_run_dirs(verb: str, argv: list[str]) -> None:
