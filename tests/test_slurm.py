@@ -206,7 +206,8 @@ def test_slurm_sweep_with_a_requeued_job_matches_local_runs(tmp_path):
     requeued = [r for r in on_cluster.values() if r.get("resumed")]
     assert [Path(r["run_dir"]).resolve() for r in requeued] == [run_dir.resolve()], [r["run_dir"] for r in requeued]
     (resumed,) = requeued[0]["resumed"]
-    assert Path(resumed["from"]).resolve() == (run_dir / "checkpoints" / "last.ckpt").resolve(), resumed
+    # "from" is relative to the run's directory (a run may be moved), so it names this run's own checkpoint
+    assert (run_dir / resumed["from"]).resolve() == (run_dir / "checkpoints" / "last.ckpt").resolve(), resumed
     val_rows = [line for line in (run_dir / "metrics.csv").read_text().splitlines() if ",val/acc," in line]
     assert len(val_rows) == EPOCHS, val_rows  # one per epoch, none duplicated by the resume
 
