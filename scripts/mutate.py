@@ -89,263 +89,31 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
             "tests/test_mission_masks.py",
             "tests/test_mission_monarch.py",
             "tests/test_mission_routing.py",
+            "tests/test_attention_mutants.py",
+            "tests/test_backend_knowledge.py",
+            "tests/test_qontot_qiskit.py",
+            # Aer in mutmut's forked children: see "quantum" (the wiring to Aer is tested in test_attention_mutants)
+            "--deselect",
+            "tests/test_qontot_qiskit.py::test_aer_sampling_error_shrinks_like_one_over_sqrt_shots",
+            "--deselect",
+            "tests/test_qontot_qiskit.py::test_shots_option_in_the_backend_and_noise_moves_p_towards_uniform",
         ],
     ),
 }
 
-# The verdict on each surviving mutant (equivalent, or the test hole it shows), by mutant id. An id is
-# stable while its function's source is unchanged; a stale entry simply stops being shown.
-VERDICTS: dict[str, str] = {
-    "qdsbench.orthotrans.x_cached_q_matrix__mutmut_5": "equivalent: the length is also in the file name "
-    "(q_{length}_...), so dropping it from the hash cannot make two lengths share a cache file",
-    "qdsbench.orthotrans.x_cached_q_matrix__mutmut_6": "equivalent: a 21- instead of 20-character digest only "
-    "renames the cache file (old caches miss once and are rebuilt identically)",
-    "qdsbench.orthotrans.x_q_matrix__mutmut_22": "equivalent in practice: differs only when a lagged variance is "
-    "exactly 1e-4 in floating point; both sides of the threshold are tested (mission_olinear)",
-    "qdsbench.runrecord.x_config_hash__mutmut_3": "equivalent: resolve=None is falsy like False",
-    "qdsbench.runrecord.x_config_hash__mutmut_5": "equivalent: resolve=False is to_container's default",
-    "qdsbench.runrecord.x_lock_run_dir__mutmut_25": "cosmetic: the '?' owner of an empty lock file is not pinned",
-}
-OLINEAR = "qdsbench.models.olinear.x\u01c1"
-VERDICTS |= {
-    OLINEAR + "NormLin\u01c1__init____mutmut_3": "equivalent: I - N(0,1) noise has the distribution of I + N(0,1) "
-    "noise (the normal is symmetric)",
-    OLINEAR + "NormLin\u01c1forward__mutmut_8": "equivalent: normalize's default dim=1 is dim=-1 of the 2-D weight",
-    OLINEAR + "NormLin\u01c1forward__mutmut_11": "equivalent: dim=+1 is dim=-1 of the 2-D weight",
-    OLINEAR + "RevIN\u01c1denorm__mutmut_5": "equivalent in practice: w - eps^2 vs w + eps^2 (eps^2 = 1e-10) differ "
-    "only for a RevIN weight within ~1e-10 of 0, below float32 resolution; denorm still inverts norm",
-    OLINEAR + "RevIN\u01c1denorm__mutmut_7": "equivalent in practice: eps^3 vs eps^2 (1e-15 vs 1e-10) in the "
-    "division guard, below float32 resolution unless the RevIN weight is ~0",
-}
-for m in ("NormLin\u01c1forward__mutmut_20", "OLinear\u01c1forward__mutmut_21", "OLinear\u01c1forward__mutmut_57"):
-    VERDICTS[OLINEAR + m] = "equivalent: upper-case einsum labels name the same contraction"
-for m in ("28", "71"):
-    VERDICTS[OLINEAR + "OLinear\u01c1forward__mutmut_" + m] = (
-        "equivalent: the tensor is always 4-D ([B, N, ., .]), so transpose(-1, +2) is transpose(-1, -2)"
-    )
-for m in ("33", "73"):
-    VERDICTS[OLINEAR + "OLinear\u01c1forward__mutmut_" + m] = (
-        "equivalent: the tensor is always 4-D ([B, N, ., .]), so flatten(+2) is flatten(-2)"
-    )
-RULER = "qdsbench.longctx.ruler.x"
-GEN = RULER + "\u01c1RulerGenerator\u01c1"
-for i in (6, 7, 10, 11, 13, 14, 16, 17):
-    VERDICTS[f"{RULER}_cache_key__mutmut_{i}"] = (
-        "equivalent: renaming a hashed JSON key only renames every cache file alike (old caches miss once)"
-    )
-for i in (3, 5, 18):
-    VERDICTS[f"{RULER}_cache_key__mutmut_{i}"] = (
-        "equivalent: the dict literal and asdict() have a fixed key order, so unsorted JSON is as deterministic; "
-        "only the file names change"
-    )
-VERDICTS |= {
-    RULER + "_cache_key__mutmut_20": "equivalent: an 11- instead of 10-hex-digit digest only renames cache files",
-    RULER + "_contains__mutmut_10": "equivalent: the extra windows run past the end, are shorter than the "
-    "reference and never equal it",
-    RULER + "_contains__mutmut_11": "equivalent: the one extra window is shorter than the reference",
-    RULER + "_load_or_generate__mutmut_42": "equivalent: only the temporary file's name, replaced atomically",
-    RULER + "_string_match_all__mutmut_4": "equivalent: float('NAN') is nan",
-    RULER + "_string_match_part__mutmut_4": "equivalent: float('NAN') is nan",
-    GEN + "__init____mutmut_1": "incidental, not pinned: another fixed seed is another, equally valid fixed "
-    "filler language (the tests check it is fixed, sparse and shared by generators)",
-    GEN + "_cwe__mutmut_37": "equivalent for lengths >= 105: max(0, x) and max(1, x) differ only when the 10 x "
-    "num_cw common-word copies do not fit the body, where the common words themselves are truncated",
-    GEN + "_fwe__mutmut_12": "incidental, not pinned: 64 vs 65 word types in the Zipf draw (a free choice of "
-    "the stand-in); the test checks the Zipf frequencies and the answer by count",
-    GEN + "_fwe__mutmut_21": "equivalent: scaling every weight by 2 (exact in floating point) leaves "
-    "random.choices' draws unchanged",
-    GEN + "_niah__mutmut_62": "equivalent in distribution: a surplus distractor is dropped by fit() (only the "
-    "random values of the kept ones shift)",
-    GEN + "_niah__mutmut_63": "equivalent in distribution: a fractional count draws one surplus distractor, "
-    "dropped by fit()",
-    GEN + "_niah__mutmut_64": "equivalent in distribution: the surplus distractors are dropped by fit()",
-    GEN + "_niah__mutmut_93": "equivalent: fit() never uses its rng argument",
-    GEN + "_vt__mutmut_95": "equivalent: fit() never uses its rng argument",
-    GEN + "_vt__mutmut_100": "equivalent for vt as registered: its noise haystack draws nothing from rng",
-    GEN + "_vt__mutmut_79": "equivalent: with one chain the interleaving key (i % (hops + 1), i) is the identity",
-    GEN + "_word_list__mutmut_11": "equivalent: the padding is cut to [:missing] anyway",
-    GEN + "fit__mutmut_22": "equivalent: the padding is cut to [:missing] anyway",
-    GEN + "sentences__mutmut_16": "incidental, not pinned: Markov sentences of 9-16 instead of 8-16 words",
-    GEN + "sentences__mutmut_17": "incidental, not pinned: Markov sentences of 8-17 instead of 8-16 words",
-    GEN + "sentences__mutmut_24": "equivalent: random() returns exactly 0.9 with probability ~2^-53",
-}
-for m in ("_cwe__mutmut_67", "_fwe__mutmut_71", "_niah__mutmut_123", "_vt__mutmut_131"):
-    VERDICTS[GEN + m] = "equivalent: every task's metric is string_match_all, Sample's default"
+VERDICTS_FILE = REPO / "scripts" / "mutation_verdicts.yaml"
 
-SIM = "qdsbench.quantum.simulator.x"
-_QUANTUM = {
-    "equivalent on CPU (the only device the tests use): device=None / no device is the CPU": [
-        "__adjoint__mutmut_14",
-        "__adjoint__mutmut_26",
-        "__block_sum_into__mutmut_10",
-        "__borrow__mutmut_7",
-        "__borrow__mutmut_10",
-        "__forward__mutmut_10",
-        "__forward__mutmut_11",
-        "__forward__mutmut_23",
-        "__forward__mutmut_26",
-        "__forward__mutmut_32",
-        "__forward__mutmut_37",
-        "__forward__mutmut_58",
-        "__scratch__mutmut_12",
-        "__scratch__mutmut_15",
-        "_block_gates__mutmut_81",
-        "_block_matrices__mutmut_4",
-        "_block_matrices__mutmut_7",
-        "_block_matrices__mutmut_22",
-        "_block_matrices__mutmut_59",
-        "_block_matrices__mutmut_64",
-        "_dsm__mutmut_36",
-        "_dsm__mutmut_39",
-        "_run_circuit__mutmut_14",
-        "_run_circuit__mutmut_17",
-        "_run_circuit__mutmut_22",
-        "_step_gates__mutmut_7",
-        "_step_gates__mutmut_9",
-        "_step_gates__mutmut_107",
-        "_step_gates__mutmut_109",
-        "_unitary_reference__mutmut_13",
-        "_unitary_reference__mutmut_16",
-        "\u01c1_CircuitDSM\u01c1backward__mutmut_13",
-        "\u01c1_CircuitDSM\u01c1forward__mutmut_9",
-    ],
-    "equivalent: another tag for a scratch buffer, still distinct from the other tags": [
-        "__adjoint__mutmut_11",
-        "__adjoint__mutmut_19",
-        "__adjoint__mutmut_20",
-        "__adjoint__mutmut_23",
-        "__adjoint__mutmut_31",
-        "__adjoint__mutmut_32",
-        "__block_sum_into__mutmut_7",
-        "__block_sum_into__mutmut_15",
-        "__block_sum_into__mutmut_16",
-        "__forward__mutmut_55",
-        "__forward__mutmut_63",
-        "__forward__mutmut_64",
-        "_run_circuit__mutmut_27",
-        "_run_circuit__mutmut_28",
-        "_run_circuit__mutmut_29",
-        "_run_circuit__mutmut_30",
-    ],
-    "performance only: buffer reuse / pool size / chunk size changed, the values are the same (tests check values)": [
-        "__borrow__mutmut_1",
-        "__borrow__mutmut_2",
-        "__borrow__mutmut_3",
-        "__give_back__mutmut_2",
-        "__give_back__mutmut_7",
-        "__scratch__mutmut_4",
-        "__scratch__mutmut_5",
-        "__scratch__mutmut_8",
-        "__forward__mutmut_43",
-        "_dsm__mutmut_11",
-        "_dsm__mutmut_12",
-        "_dsm__mutmut_14",
-        "_dsm__mutmut_16",
-        "_dsm__mutmut_22",
-        "\u01c1_CircuitDSM\u01c1backward__mutmut_43",
-        "\u01c1_CircuitDSM\u01c1backward__mutmut_45",
-        "\u01c1_CircuitDSM\u01c1forward__mutmut_6",
-        "_dsm__mutmut_53",
-        "__batched__mutmut_36",
-        "__block_sum_into__mutmut_17",
-    ],
-    "equivalent: the tensor is square / has a fixed rank there, so this index or dim names the same axis": [
-        "__adjoint__mutmut_3",
-        "__adjoint__mutmut_4",
-        "__adjoint__mutmut_101",
-        "__first_gate__mutmut_3",
-        "__first_gate__mutmut_4",
-        "_project_doubly_stochastic__mutmut_3",
-        "_project_doubly_stochastic__mutmut_4",
-    ],
-    "equivalent: diagonal(0, 4) is diagonal(0, 4, 1), the same diagonal as (0, 1, 4)": [
-        "__adjoint__mutmut_165",
-        "__first_gate__mutmut_16",
-    ],
-    "equivalent: s == 0 is the last iteration and breaks anyway": ["__adjoint__mutmut_113", "__adjoint__mutmut_177"],
-    "equivalent: .to(None) / dtype=None / no dtype leaves a tensor whose values are exact and promoted to the "
-    "right dtype (small integers, 1j, the real cos/sin)": [
-        "__adjoint__mutmut_41",
-        "_block_gates__mutmut_84",
-        "__pauli_pair__mutmut_5",
-        "__pauli_pair__mutmut_7",
-        "__pauli_pair__mutmut_15",
-        "__pauli_pair__mutmut_17",
-        "__pauli_pair__mutmut_26",
-        "__pauli_pair__mutmut_28",
-        "_block_matrices__mutmut_3",
-        "_block_matrices__mutmut_6",
-        "_block_matrices__mutmut_17",
-        "_block_matrices__mutmut_19",
-        "_block_matrices__mutmut_24",
-        "\u01c1_CircuitDSM\u01c1backward__mutmut_24",
-    ],
-    "equivalent in value: computes in float64, then casts to the requested dtype (more precise, not pinned)": [
-        "_block_gates__mutmut_3",
-        "_block_matrices__mutmut_13",
-    ],
-    "hole, not killed in this run: float32 angles in complex128 would take cos/sin in float32 in the reference "
-    "simulator (only the fast path's mixed precision is tested)": ["_block_matrices__mutmut_11"],
-    "dead code: dsm returns the identity before _forward when there are no steps, so this branch never runs": [
-        f"__forward__mutmut_{i}" for i in (12, 15, 16, 17, 18, 19, 20, 21, 22, 24, 25)
-    ],
-    "equivalent: adding -0 instead of +0": ["_dsm__mutmut_43"],
-    "equivalent: the two ping-pong buffers swap roles; consecutive steps still use different buffers": [
-        "_run_circuit__mutmut_43",
-        "_run_circuit__mutmut_44",
-        "_run_circuit__mutmut_45",
-    ],
-    "equivalent: (a + t) and (t - a) are even (t = 2 layer + a mod 2), and -offset vs +offset only shifts the "
-    "tile labels by one": ["__tiling__mutmut_14", "__tiling__mutmut_15", "__tiling__mutmut_21", "__tiling__mutmut_22"],
-    "performance only: another valid tiling / merge rule / topological order; the schedule is still checked gate by "
-    "gate and the paper circuit still gets its documented 23 gates and 304 multiply-adds (other shapes' costs are "
-    "not pinned)": [
-        "__tiling__mutmut_18",
-        "__tiling__mutmut_20",
-        "__tiling__mutmut_29",
-        "__tiling__mutmut_30",
-        "__tiling__mutmut_64",
-        "__tiling__mutmut_68",
-        "__order__mutmut_14",
-        "__window__mutmut_19",
-    ],
-    "equivalent: None is falsy like False": ["__tiling__mutmut_40", "_aux_only_ends__mutmut_25"],
-    "equivalent: a window of width 3 already fits (lo <= k - 3), so widening it to 3 changes nothing": [
-        "__window__mutmut_8",
-        "__window__mutmut_13",
-    ],
-    "equivalent: the slice runs past the end of a 4 x blocks angle vector anyway": ["_apply_blocks__mutmut_14"],
-    "equivalent: upper-case einsum labels name the same contraction": ["_apply_blocks__mutmut_38"],
-    "equivalent: from the back, blocks 0 and 1 can only be droppable when the front pass already dropped them": [
-        "_aux_only_ends__mutmut_11"
-    ],
-    "equivalent on every brick wall with k <= 7, L <= 4 (the brute-force test): stopping the back pass at a "
-    "front-dropped block drops nothing less there": ["_aux_only_ends__mutmut_19"],
-    "equivalent in value: the reference simulator fuses fewer blocks (each then its own gate); it is a test "
-    "reference, its speed is not pinned": [f"_fuse_pairs__mutmut_{i}" for i in (2, 3, 10, 11, 13, 15, 17)],
-    "equivalent: the row-excess constant cancels (-r/n + sum(r)/n^2 is unchanged when r shifts by a constant)": [
-        "_project_doubly_stochastic__mutmut_6",
-        "_project_doubly_stochastic__mutmut_14",
-    ],
-    "hole, not killed: no tested shape has a step with exactly 2 rows above it (k - first - width == 1)": [
-        "__batched__mutmut_37"
-    ],
-    "hole, not killed: the recomputation for a second backward is skipped, but the buffer borrowed from the pool is "
-    "the V just given back, so it still holds V; a test would have to dirty the pool between the two backwards": [
-        "\u01c1_CircuitDSM\u01c1backward__mutmut_26",
-        "\u01c1_CircuitDSM\u01c1backward__mutmut_34",
-    ],
-}
-for _verdict, _ids in _QUANTUM.items():
-    for _m in _ids:
-        VERDICTS[SIM + _m] = _verdict
 
-# a line under a module's "mutated:" line, for what its recorded run left out and why
-NOTES = {
-    "quantum": "not checked: peers.py (589 mutants; benchmark glue for scripts/bench_qontot.py, its PennyLane and "
-    "torchquantum peers are not installed here) and sampling.py (115; Aer's OpenMP threads spin in mutmut's forked "
-    "children until the CPU limit, ~28 s per mutant: its test, test_sampled_dsm_..., runs in the normal suite only)",
-}
+def load_verdicts(path: Path = VERDICTS_FILE) -> tuple[dict[str, str], dict[str, str]]:
+    """(verdict by mutant id, note by module) from the verdicts file: data, judged by hand, kept beside the tool."""
+    import yaml
+
+    data = (yaml.safe_load(path.read_text()) if path.is_file() else None) or {}
+    verdicts = {mutant: entry["why"] for entry in data.get("verdict", []) for mutant in entry["mutants"]}
+    return verdicts, data.get("notes", {})
+
+
+VERDICTS, NOTES = load_verdicts()
 KILLED = {"killed", "timeout"}
 SURVIVED = {"survived", "no tests"}
 UNRUN = {"not checked", "skipped"}  # left out by --only: counted, not listed

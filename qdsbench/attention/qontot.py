@@ -48,7 +48,7 @@ class QontOTAttention(MatrixAttention):
         scale: float | None = None,
         causal: bool = False,
         n_data_qubits: int = 3,
-        n_aux_qubits: int | None = None,
+        n_aux_qubits: int | None = 4,
         layers: int = 16,
         ansatz: str = "parted",
         grad: str = "none",

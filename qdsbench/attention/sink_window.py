@@ -154,7 +154,3 @@ def block_sparse_sink_window(
         out[:, :, g0:g1] = o.reshape(B, m, H, b, dv).transpose(1, 2)
     return out.flatten(2, 3)[..., :n, :]
 
-
-def sink_window_flops(n: int, d: int, window: int, sinks: int) -> int:
-    """Score + aggregation multiply-adds x 2 per head: linear in N."""
-    return 4 * n * (window + sinks) * d

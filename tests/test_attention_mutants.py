@@ -1,0 +1,422 @@
+"""Holes found by mutation testing of qdsbench/attention (results/quality/mutation.md), each closed against a
+reference that shares none of the implementation's code: NumPy loops over single matrices, brute-force pair
+enumeration, the formulas as the docstrings state them.
+"""
+
+import inspect
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from qdsbench import attention
+from qdsbench.attention.delta import MODES, pair_counts, split_points
+from qdsbench.attention.diagnostics import attention_diagnostics
+from qdsbench.attention.health import degenerate, matrix_stats
+
+
+def _matrices(*shape, seed=0, zeros=True) -> torch.Tensor:
+    """Positive matrices that are neither row- nor column-stochastic, some entries exactly 0 (0 log 0 = 0)."""
+    g = torch.Generator().manual_seed(seed)
+    p = torch.rand(*shape, generator=g, dtype=torch.float64) ** 2
+    if zeros:
+        p = p.masked_fill(torch.rand(*shape, generator=g) < 0.2, 0.0)
+    return p
+
+
+def _diagnostics_numpy(p: np.ndarray) -> dict[str, float]:
+    """One matrix at a time, every quantity from its definition."""
+    rows = {k: [] for k in ("row", "col", "ent", "uni", "eye", "rank")}
+    for m in p.reshape(-1, *p.shape[-2:]):
+        nq, nk = m.shape
+        rows["row"].append(max(abs(m[i].sum() - 1) for i in range(nq)))
+        rows["col"].append(max(abs(m[:, j].sum() - nq / nk) for j in range(nk)))
+        rows["ent"].append(np.mean([-sum(x * math.log(x) for x in m[i] if x > 0) for i in range(nq)]))
+        rows["uni"].append(math.sqrt(sum((x - 1 / nk) ** 2 for x in m.ravel())))
+        eye = np.eye(nq, nk)
+        rows["eye"].append(math.sqrt(((m - eye) ** 2).sum()))
+        s = np.linalg.svd(m, compute_uv=False)
+        w = s / s.sum()
+        rows["rank"].append(math.exp(-sum(x * math.log(x) for x in w if x > 0)))
+    return {
+        "row_marginal_error": np.mean(rows["row"]),
+        "col_marginal_error": np.mean(rows["col"]),
+        "row_entropy": np.mean(rows["ent"]),
+        "dist_uniform": np.mean(rows["uni"]),
+        "dist_identity": np.mean(rows["eye"]),
+        "effective_rank": np.mean(rows["rank"]),
+    }
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5, 5), (4, 6, 3), (7, 7)])
+def test_diagnostics_equal_their_definitions_matrix_by_matrix(shape):
+    p = _matrices(*shape, seed=len(shape))
+    got, want = attention_diagnostics(p), _diagnostics_numpy(p.numpy())
+    assert set(got) == set(want)
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-10, abs=1e-12), key
+
+
+def test_diagnostics_of_float32_input_are_computed_in_float64():
+    p = _matrices(3, 6, 6, seed=5, zeros=False).float()
+    want = _diagnostics_numpy(p.double().numpy())
+    got = attention_diagnostics(p)
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-10), key
+
+
+def _stats_numpy(p: np.ndarray) -> dict[str, float]:
+    p = p.reshape(-1, *p.shape[-2:])
+    t = p.shape[-1]
+    ent = [
+        np.mean([-sum(x * math.log(x) for x in row if x > 0) for row in m]) / math.log(t)
+        for m in p  # the mean over rows of each matrix, then over matrices
+    ]
+    return {
+        "mean_diagonal": float(np.mean([np.trace(m) / t for m in p])),
+        "row_entropy_over_log_t": float(np.mean(ent)),
+        "identity_distance": float(np.mean([np.abs(m - np.eye(t)).max() for m in p])),
+        "uniform_distance": float(np.mean([np.abs(m - 1 / t).max() for m in p])),
+        "sample_spread": float(np.std(p, axis=0, ddof=1).mean()) if len(p) > 1 else 0.0,
+    }
+
+
+@pytest.mark.parametrize("shape", [(3, 2, 6, 6), (5, 4, 4), (1, 5, 5)])
+def test_health_statistics_equal_their_definitions(shape):
+    g = torch.Generator().manual_seed(sum(shape))
+    p = torch.softmax(3 * torch.randn(*shape, generator=g, dtype=torch.float64), -1)
+    p[..., 0, :] = torch.nn.functional.one_hot(torch.tensor(1), shape[-1]).to(p)  # a row with exact zeros
+    got, want = matrix_stats(p), _stats_numpy(p.numpy())
+    assert set(got) == set(want)
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-10, abs=1e-14), key
+
+
+def test_degenerate_thresholds_are_inclusive_and_identity_is_named_first():
+    base = {"identity_distance": 0.3, "uniform_distance": 0.3}
+    assert degenerate(base) is None
+    assert degenerate({**base, "identity_distance": 0.05}) == "identity"  # exactly at the threshold counts
+    assert degenerate({**base, "identity_distance": 0.0501}) is None
+    assert degenerate({**base, "uniform_distance": 0.05}) == "uniform"
+    assert degenerate({**base, "uniform_distance": 0.0501}) is None
+    assert degenerate({"identity_distance": 0.01, "uniform_distance": 0.01}) == "identity"
+    assert degenerate({**base, "uniform_distance": 0.2}, within=0.25) == "uniform"
+
+
+def _pairs_brute_force(n, window, sinks, gamma, tail_min, tail, mode):
+    sparse = sum(1 for i in range(n) for j in range(i + 1) if i - j < window or j < sinks)
+    cut = min(n, n % gamma + max(tail_min, gamma)) if tail else 0  # split_points' docstring rule
+    s_p = n - cut
+    anchors = list(range(0, s_p, gamma))
+    anchor_pairs = sum(a + 1 for a in anchors) if mode in ("recompute", "delta") else 0
+    tail_pairs = sum(i + 1 for i in range(s_p, n)) if mode != "sparse" else 0
+    return {
+        "full": sum(i + 1 for i in range(n)),
+        "sparse": sparse,
+        "anchors": anchor_pairs,
+        "tail": tail_pairs,
+        "total": sparse + anchor_pairs + tail_pairs,
+    }
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "n,window,sinks,gamma,tail_min,tail",
+    [(50, 7, 3, 4, 9, True), (61, 8, 0, 5, 0, True), (40, 40, 2, 3, 6, False), (9, 16, 4, 4, 128, True)],
+)
+def test_pair_counts_equal_brute_force_enumeration(mode, n, window, sinks, gamma, tail_min, tail):
+    assert pair_counts(n, window, sinks, gamma, tail_min, tail, mode) == _pairs_brute_force(
+        n, window, sinks, gamma, tail_min, tail, mode
+    )
+
+
+def test_pair_counts_default_mode_and_tail_are_delta_with_its_tail():
+    assert pair_counts(300, 16, 4, 8) == _pairs_brute_force(300, 16, 4, 8, 128, True, "delta")
+
+
+def test_split_points_keep_the_last_block_dense():
+    assert split_points(100, 16, 20, True)[0] == 100 - (100 % 16 + 20)  # 76
+    s_p, anchors = split_points(100, 16, 20, True)
+    assert anchors.tolist() == [0, 16, 32, 48, 64]
+    assert split_points(100, 16, 20, False)[0] == 100  # no tail: every query is corrected
+    assert split_points(10, 16, 20, True)[0] == 0  # the tail cannot be longer than the sequence
+
+
+def _sigmoid_reference(scores, mask=None, bias=None):
+    """P_ij = sigmoid(s_ij + b), b = -log N with N the keys some query may attend; masked entries 0."""
+    p = np.zeros_like(scores)
+    for index in np.ndindex(scores.shape[:-2]):
+        s = scores[index]
+        m = np.ones_like(s, dtype=bool) if mask is None else np.broadcast_to(mask, scores.shape)[index]
+        kept = max(1, int(m.any(axis=0).sum()))
+        b = bias if bias is not None else -math.log(kept if mask is not None else s.shape[-1])
+        p[index] = np.where(m, 1 / (1 + np.exp(-(s + b))), 0.0)
+    return p
+
+
+def test_sigmoid_normalize_matches_its_definition_with_and_without_masks():
+    g = torch.Generator().manual_seed(3)
+    scores = torch.randn(2, 2, 6, 6, generator=g, dtype=torch.float64)
+    backend = attention.create("sigmoid")
+    np.testing.assert_allclose(backend.normalize(scores).numpy(), _sigmoid_reference(scores.numpy()), rtol=1e-12)
+    padding = torch.tensor([[True] * 4 + [False] * 2, [True] * 6])[:, None, None, :]  # batch 0 pads 2 keys
+    np.testing.assert_allclose(
+        backend.normalize(scores, padding).numpy(), _sigmoid_reference(scores.numpy(), padding.numpy()), rtol=1e-12
+    )
+    causal = torch.ones(6, 6, dtype=torch.bool).tril()[None, None]  # causal keeps N = 6: the last row sees all
+    np.testing.assert_allclose(
+        backend.normalize(scores, causal).numpy(), _sigmoid_reference(scores.numpy(), causal.numpy()), rtol=1e-12
+    )
+    fixed = attention.create("sigmoid", bias=-0.5)
+    np.testing.assert_allclose(
+        fixed.normalize(scores, padding).numpy(),
+        _sigmoid_reference(scores.numpy(), padding.numpy(), bias=-0.5),
+        rtol=1e-12,
+    )
+
+
+def _qkv(n=12, d=4, seed=0, heads=2):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(2, heads, n, d, generator=g, dtype=torch.float64) for _ in range(3)]
+
+
+def _row_normalised(weights: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """out_i = sum_j w_ij v_j / sum_j w_ij, for (..., N, N) weights written out as a matrix."""
+    return weights @ v / weights.sum(-1, keepdims=True)
+
+
+def test_cosformer_is_relu_features_reweighted_by_cos_of_the_position_gap():
+    """cos(a_i) cos(a_j) + sin(a_i) sin(a_j) = cos(a_i - a_j), a_i = (pi / 2) i / N: the paper's re-weighting."""
+    q, k, v = _qkv(n=10, seed=1)
+    q, k = q + 1, k + 1  # some negative entries for the ReLU to cut, but no all-zero feature row
+    n = q.shape[-2]
+    i = np.arange(n)
+    gap = np.cos((np.pi / 2) * (i[:, None] - i[None, :]) / n)
+    weights = np.maximum(q.numpy(), 0) @ np.maximum(k.numpy(), 0).swapaxes(-1, -2) * gap
+    assert (weights.sum(-1) > 1e-3).all()
+    got = attention.create("cosformer")(q, k, v).numpy()
+    np.testing.assert_allclose(got, _row_normalised(weights, v.numpy()), rtol=1e-10)
+
+
+def test_linear_attention_is_elu_plus_one_features():
+    q, k, v = _qkv(seed=2)
+
+    def elu1(x):
+        return np.where(x > 0, x + 1, np.exp(x))
+
+    weights = elu1(q.numpy()) @ elu1(k.numpy()).swapaxes(-1, -2)
+    np.testing.assert_allclose(attention.create("linear")(q, k, v).numpy(), _row_normalised(weights, v.numpy()))
+
+
+def test_performer_is_positive_random_features_of_prescaled_queries_and_keys():
+    q, k, v = _qkv(n=9, d=4, seed=3)
+    r, seed = 16, 7
+    omega = torch.randn(r, 4, generator=torch.Generator().manual_seed(seed)).double().numpy()
+    pre = 4**-0.25  # d^-1/4 on each side
+
+    def phi(x):
+        x = x * pre
+        return np.exp(x @ omega.T - (x**2).sum(-1, keepdims=True) / 2) / math.sqrt(r)
+
+    weights = phi(q.numpy()) @ phi(k.numpy()).swapaxes(-1, -2)
+    backend = attention.create("performer", num_features=r, redraw=False, seed=seed)
+    np.testing.assert_allclose(backend(q, k, v).numpy(), _row_normalised(weights, v.numpy()), rtol=1e-6)
+    assert torch.equal(backend(q, k, v), backend(q, k, v))  # redraw=False: the same features every call
+    other = attention.create("performer", num_features=r, redraw=False, seed=seed + 1)
+    assert not torch.allclose(other(q, k, v), backend(q, k, v))
+    redrawn = attention.create("performer", num_features=r, redraw=True, seed=seed)
+    assert not torch.allclose(redrawn(q, k, v), redrawn(q, k, v))  # the authors' redraw on every call
+
+
+def test_performer_approaches_softmax_with_many_features():
+    q, k, v = (0.5 * t for t in _qkv(n=8, d=4, seed=4))
+    want = torch.softmax(q @ k.mT / 2, -1) @ v
+    torch.manual_seed(0)
+    got = attention.create("performer", num_features=20000)(q, k, v)
+    assert (got - want).abs().max() < 0.05  # unbiased estimator of exp(q.k / sqrt(d)); error ~ 1 / sqrt(r)
+
+
+def test_iterative_pinv_is_the_nystromformer_iteration_and_converges_to_the_inverse():
+    g = torch.Generator().manual_seed(5)
+    x = torch.softmax(2 * torch.randn(3, 6, 6, generator=g, dtype=torch.float64), -1)
+    xn = x.numpy()
+
+    def newton_schulz(m, iterations):
+        eye = np.eye(m.shape[-1])
+        z = m.T / (np.abs(m).sum(0).max() * np.abs(m).sum(1).max())  # Z0 = X^T / (||X||_1 ||X||_inf)
+        for _ in range(iterations):
+            xz = m @ z
+            z = 0.25 * z @ (13 * eye - xz @ (15 * eye - xz @ (7 * eye - xz)))
+        return z
+
+    from qdsbench.attention.kernelized import iterative_pinv
+
+    want = np.stack([newton_schulz(m, 6) for m in xn])
+    np.testing.assert_allclose(iterative_pinv(x).numpy(), want, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(iterative_pinv(x, 3).numpy(), np.stack([newton_schulz(m, 3) for m in xn]), rtol=1e-9)
+    converged = iterative_pinv(x, 40).numpy()
+    np.testing.assert_allclose(converged, np.linalg.pinv(xn), atol=1e-8)
+
+
+def test_nystrom_with_every_token_a_landmark_is_exact_softmax_attention():
+    """With m = N landmarks the Nystrom factors are softmax(QK^T) pinv(softmax(QK^T)) softmax(QK^T) = softmax(QK^T)
+    (for an invertible kernel), so the output is exact attention; with fewer, landmarks are segment means."""
+    q, k, v = _qkv(n=8, d=4, seed=6)
+    exact = torch.softmax(q @ k.mT / 2, -1) @ v
+    got = attention.create("nystrom", num_landmarks=8, pinv_iterations=60)(q, k, v)
+    torch.testing.assert_close(got, exact, rtol=1e-6, atol=1e-8)
+    # 4 landmarks of 8 tokens: means of tokens (0, 1), (2, 3), ...; kernels as the Nystromformer paper writes them
+    qn, kn, vn = (t.numpy() for t in (q, k, v))
+    ql, kl = (t.reshape(*t.shape[:2], 4, 2, 4).mean(-2) for t in (qn, kn))
+
+    def softmax(s):
+        e = np.exp(s - s.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    k1, k2, k3 = (softmax(a @ b.swapaxes(-1, -2) / 2) for a, b in ((qn, kl), (ql, kl), (ql, kn)))
+    want = k1 @ np.linalg.pinv(k2) @ (k3 @ vn)
+    got = attention.create("nystrom", num_landmarks=4, pinv_iterations=60)(q, k, v).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+    assert attention.create("nystrom", num_landmarks=1)(q, k, v).shape == v.shape  # one landmark is valid
+    with pytest.raises(ValueError, match=r"num_landmarks=0 must be >= 1"):
+        attention.create("nystrom", num_landmarks=0)
+    with pytest.raises(ValueError, match=r"num_features=0 must be >= 1"):
+        attention.create("performer", num_features=0)
+    assert attention.create("performer", num_features=1)(q, k, v).shape == v.shape
+
+
+ATTENTION_CONF = Path(__file__).resolve().parents[1] / "conf" / "attention"
+
+
+@pytest.mark.parametrize("path", sorted(ATTENTION_CONF.glob("*.yaml")), ids=lambda p: p.stem)
+def test_code_defaults_equal_the_config_group(path):
+    """`create(name)` in a study or test must build what `attention=<name>` builds in a run: every option the YAML
+    sets to a plain value is also the constructor's default (a default edited in one place only diverges)."""
+    from omegaconf import OmegaConf
+
+    from qdsbench.attention.registry import BACKENDS
+
+    config = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    if "defaults" in config:
+        pytest.skip(f"{path.name} is a variant of {config['defaults'][0]}.yaml (checked there): overrides on purpose")
+    parameters = inspect.signature(BACKENDS.get(config.pop("name")).__init__).parameters
+    checked = 0
+    for key, value in config.items():
+        if isinstance(value, str) and "${" in value:
+            continue  # interpolated from the run's data or model: no code default to compare
+        if key in parameters and parameters[key].default is not inspect.Parameter.empty:
+            default = parameters[key].default
+            assert default == value, f"{path.name}: {key}={value!r}, code default {default!r}"
+            checked += 1
+    assert checked or not config, f"{path.name}: no option compared"
+
+
+def _softmax_over_allowed(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Row by row: softmax over the allowed keys, 0 elsewhere; a row with no allowed key is all 0."""
+    out = np.zeros_like(scores)
+    for index in np.ndindex(scores.shape[:-1]):
+        keep = allowed[index]
+        if keep.any():
+            e = np.exp(scores[index][keep] - scores[index][keep].max())
+            out[index][keep] = e / e.sum()
+    return out
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_sdpa_attention_matrix_is_the_softmax_its_fused_kernel_applies(causal):
+    q, k, v = _qkv(n=7, d=4, seed=8)
+    backend = attention.create("sdpa", causal=causal)
+    padding = torch.tensor([[True] * 7, [True] * 5 + [False] * 2])
+    for mask in (None, padding):
+        allowed = np.ones((2, 2, 7, 7), dtype=bool)
+        if mask is not None:
+            allowed &= mask.numpy()[:, None, None, :]
+        if causal:
+            allowed &= np.tril(np.ones((7, 7), dtype=bool))
+        scores = (q @ k.mT).numpy() / 2  # 1 / sqrt(d)
+        p = backend.attention_matrix(q, k, mask)
+        np.testing.assert_allclose(p.numpy(), _softmax_over_allowed(scores, allowed), rtol=1e-10, atol=1e-15)
+        torch.testing.assert_close(p @ v, backend(q, k, v, mask))
+    scaled = attention.create("sdpa", scale=0.3)
+    want = _softmax_over_allowed((q @ k.mT).numpy() * 0.3, np.ones((2, 2, 7, 7), dtype=bool))
+    np.testing.assert_allclose(scaled.attention_matrix(q, k).numpy(), want, rtol=1e-10)
+
+
+def test_sdpa_causal_prefill_continues_the_cache_when_queries_are_fewer_than_keys():
+    q, k, v = _qkv(n=6, d=4, seed=9)
+    backend = attention.create("sdpa", causal=True)
+    q_last = q[..., -2:, :]  # the last two queries of a prefill see every key up to their own position
+    allowed = np.tril(np.ones((6, 6), dtype=bool))[-2:]
+    want = _softmax_over_allowed((q_last @ k.mT).numpy() / 2, np.broadcast_to(allowed, (2, 2, 2, 6)))
+    np.testing.assert_allclose(backend.attention_matrix(q_last, k).numpy(), want, rtol=1e-10, atol=1e-15)
+    torch.testing.assert_close(backend(q_last, k, v), torch.from_numpy(want) @ v)
+
+
+@pytest.mark.parametrize("window,sinks", [(3, 2), (1, 0), (5, 0), (2, 9)])
+def test_sink_window_matrix_and_output_equal_the_pattern_written_out(window, sinks):
+    """Query i sees key j iff j <= i and (i - j < window or j < sinks); padded keys are dropped; no key: zero row."""
+    n = 9
+    q, k, v = _qkv(n=n, d=4, seed=10)
+    backend = attention.create("sink_window", window=window, sinks=sinks, impl="blocks")
+    pattern = np.array([[j <= i and (i - j < window or j < sinks) for j in range(n)] for i in range(n)])
+    assert np.array_equal(backend.dense_mask(n).numpy(), pattern)
+    padding = torch.ones(2, n, dtype=torch.bool)
+    padding[1, :4] = False  # batch 1: the first 4 keys are padding, so query 0..3 of it see nothing
+    for mask in (None, padding):
+        allowed = np.broadcast_to(pattern, (2, 2, n, n)).copy()
+        if mask is not None:
+            allowed &= mask.numpy()[:, None, None, :]
+        want = _softmax_over_allowed((q @ k.mT).numpy() / 2, allowed)
+        np.testing.assert_allclose(backend.attention_matrix(q, k, mask).numpy(), want, rtol=1e-10, atol=1e-15)
+        np.testing.assert_allclose(backend(q, k, v, mask).numpy(), want @ v.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_qontot_sampled_dsm_passes_its_own_settings_to_the_sampler(monkeypatch):
+    """The wiring to qiskit-aer (whose sampler is tested against the exact DSM in test_quantum_mutants)."""
+    from qdsbench.quantum import sampling
+
+    seen = {}
+
+    def fake_sample_dsm(angles, n_data, n_aux, layers, ansatz, shots, seed=0, depolarizing=0.0, batch=64):
+        seen.update(angles=angles, args=(n_data, n_aux, layers, ansatz, shots), seed=seed, noise=depolarizing)
+        return np.full((len(angles), 2**n_data, 2**n_data), 0.25)
+
+    monkeypatch.setattr(sampling, "sample_dsm", fake_sample_dsm)
+    backend = attention.create(
+        "qontot",
+        n_data_qubits=2,
+        n_aux_qubits=1,
+        layers=3,
+        ansatz="simple",
+        shots=77,
+        theta_seed=5,
+        depolarizing=0.01,
+    )
+    angles = torch.rand(4, backend.n_params, dtype=torch.float32, requires_grad=True)
+    p = backend.sampled_dsm(angles)
+    assert seen["args"] == (2, 1, 3, "simple", 77) and seen["seed"] == 5 and seen["noise"] == 0.01
+    assert seen["angles"].dtype == np.float64 and np.allclose(seen["angles"], angles.detach().numpy())
+    assert p.shape == (4, 4, 4) and p.dtype == torch.float32 and torch.all(p == 0.25)
+
+
+def test_every_backend_module_registers_under_its_own_name():
+    """_import_backends imports each module of the package (so a new file is found without a list), and register
+    stamps the name the registry knows onto the class."""
+    import pkgutil
+
+    import qdsbench.attention as package
+    from qdsbench.attention.registry import BACKENDS
+
+    modules = {m.name for m in pkgutil.iter_modules(package.__path__)} - {"base", "registry"}
+    defining = {BACKENDS.get(name).__module__.rsplit(".", 1)[-1] for name in attention.available()}
+    helpers = {"diagnostics", "flex", "health"}  # modules with no backend of their own
+    assert defining == modules - helpers
+    for name in attention.available():
+        assert BACKENDS.get(name).registered_name == name
+        assert attention.create(name, **_minimal_options(name)).name == name
+
+
+def _minimal_options(name: str) -> dict:
+    return {"normlin": {"num_tokens": 4}}.get(name, {})
