@@ -12,12 +12,18 @@ counts "no tests" mutants (no selected test reaches the mutated function, so not
     python scripts/mutate.py                        # every module in MODULES
     python scripts/mutate.py --report-only orthotrans   # re-parse the existing ./mutants/ without rerunning
                                                        # (keeps the section's recorded command and run time)
+    python scripts/mutate.py --retest attention         # after adding tests or editing code: rerun only the
+                                                       # survivors and the changed functions of the recorded run
+
+A full run records every mutant's status and each function's source hash in results/quality/mutants/<module>.json;
+``--retest`` starts from it, so a new test is checked in minutes instead of the module's full run time.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import re
 import shutil
 import subprocess
@@ -161,7 +167,14 @@ def recorded_run(module: str) -> str | None:
     return found.group(1) if found else None
 
 
-def section(module: str, statuses: dict[str, str], diffs: dict[str, str], command: str, seconds: float | None) -> str:
+def section(
+    module: str,
+    statuses: dict[str, str],
+    diffs: dict[str, str],
+    command: str,
+    seconds: float | None,
+    run_line: str | None = None,
+) -> str:
     paths, tests = MODULES[module]
     counts: dict[str, int] = {}
     for status in statuses.values():
@@ -170,8 +183,8 @@ def section(module: str, statuses: dict[str, str], diffs: dict[str, str], comman
     survived = sum(n for s, n in counts.items() if s in SURVIVED)
     score = f"{100 * killed / (killed + survived):.1f}%" if killed + survived else "n/a"
     took = f"{seconds / 60:.1f} min" if seconds is not None else "not rerun (report only)"
-    run_line = f"- command: `{command}`, run time {took}, {date.today().isoformat()}"
-    if seconds is None and (recorded := recorded_run(module)):  # keep the run's own command, time and date
+    given, run_line = run_line, run_line or f"- command: `{command}`, run time {took}, {date.today().isoformat()}"
+    if given is None and seconds is None and (recorded := recorded_run(module)):  # keep the run's command and time
         head, sep, day = recorded.rpartition(", ")
         run_line = recorded if RERENDERED in head or not sep else f"{head}{RERENDERED}, {day}"
     lines = [
@@ -207,23 +220,96 @@ def write_section(module: str, text: str) -> None:
     REPORT.write_text(new)
 
 
-def run_module(module: str, report_only: bool, only: list[str]) -> None:
-    command = f"make mutate MODULE={module}" + (f" ARGS='--only {' '.join(only)}'" if only else "")
-    seconds = None
-    if not report_only:
-        shutil.rmtree(REPO / "mutants", ignore_errors=True)  # per-module config: never reuse another run's cache
-        start = time.monotonic()
-        proc = mutmut(module, "run", "--max-children", "1", *only)
-        seconds = time.monotonic() - start
-        print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n")
-        if proc.returncode != 0:
-            sys.exit(f"mutmut run failed for {module} (exit {proc.returncode})")
+STATE = REPO / "results" / "quality" / "mutants"  # per module: every mutant's status and each function's hash
+
+
+def function_of(mutant: str) -> str:
+    return mutant.rsplit("__mutmut_", 1)[0]
+
+
+def function_hashes() -> dict[str, str]:
+    """mutmut's hash of each mutated function's source (from ./mutants/**/*.meta), by mutant-id prefix."""
+    hashes = {}
+    for meta in (REPO / "mutants").rglob("*.py.meta"):
+        module = meta.relative_to(REPO / "mutants").with_suffix("").with_suffix("").as_posix().replace("/", ".")
+        for name, digest in json.loads(meta.read_text()).get("hash_by_function_name", {}).items():
+            hashes[f"{module}.{name}"] = digest
+    return hashes
+
+
+def read_statuses(module: str) -> dict[str, str]:
     out = mutmut(module, "results", "--all", "true")
     statuses = dict(re.findall(r"^\s+(\S+): (.+?)\s*$", out.stdout, re.M))
     if not statuses:
         sys.exit(f"no mutmut results for {module}:\n{out.stdout}\n{out.stderr}")
+    return statuses
+
+
+def run_mutmut(module: str, *names: str) -> float:
+    start = time.monotonic()
+    proc = mutmut(module, "run", "--max-children", "1", *names)
+    print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n")
+    if proc.returncode != 0:
+        sys.exit(f"mutmut run failed for {module} (exit {proc.returncode})")
+    return time.monotonic() - start
+
+
+def retest(module: str) -> tuple[dict[str, str], str]:
+    """Rerun only what new tests or edits can change: the mutants that survived the recorded run and every mutant
+    of a function whose source changed since; every other verdict is the recorded one (a killed mutant of an
+    unchanged function stays killed while tests are only added). Returns the merged statuses and the run line."""
+    path = STATE / f"{module}.json"
+    if not path.is_file():
+        sys.exit(f"no recorded run of {module} to retest ({path.relative_to(REPO)}): run `make mutate MODULE={module}`")
+    recorded = json.loads(path.read_text())
+    old, old_hashes = recorded["statuses"], recorded["hashes"]
+    shutil.rmtree(REPO / "mutants", ignore_errors=True)
+    start = time.monotonic()
+    # generate the current mutants (and mutmut's test stats) by running one mutant of the recorded run
+    probe = next((k for k, s in sorted(old.items()) if s in KILLED), next(iter(old)))
+    mutmut(module, "run", "--max-children", "1", probe)  # may match nothing if its function changed: still generates
+    hashes = function_hashes()
+    if not hashes:
+        sys.exit(f"mutmut generated no mutants for {module}")
+    changed = {f for f, h in hashes.items() if old_hashes.get(f) != h}
+    current = read_statuses(module)
+    rerun = sorted(k for k in current if function_of(k) in changed or old.get(k) in SURVIVED | UNRUN)
+    if rerun:
+        run_mutmut(module, *rerun)
+    seconds = time.monotonic() - start
+    fresh = read_statuses(module)
+    merged = {k: fresh[k] if k in rerun else old.get(k, fresh[k]) for k in current}
+    line = (
+        f"- command: `make mutate MODULE={module} ARGS=--retest`: {len(rerun)} mutants rerun in "
+        f"{seconds / 60:.1f} min ({len(changed)} changed functions and the survivors of the recorded run); the other "
+        f"{len(merged) - len(rerun)} verdicts from the recorded run ({recorded['run']}), {date.today().isoformat()}"
+    )
+    return merged, line
+
+
+def save_state(module: str, statuses: dict[str, str], run: str) -> None:
+    STATE.mkdir(parents=True, exist_ok=True)
+    functions = {function_of(k) for k in statuses}
+    hashes = {f: h for f, h in function_hashes().items() if f in functions}
+    record = {"run": run, "tests": MODULES[module][1], "hashes": hashes, "statuses": dict(sorted(statuses.items()))}
+    (STATE / f"{module}.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
+
+
+def run_module(module: str, report_only: bool, only: list[str], again: bool = False) -> None:
+    command = f"make mutate MODULE={module}" + (f" ARGS='--only {' '.join(only)}'" if only else "")
+    seconds, run_line = None, None
+    if again:
+        statuses, run_line = retest(module)
+    else:
+        if not report_only:
+            shutil.rmtree(REPO / "mutants", ignore_errors=True)  # per-module config: never reuse another run's cache
+            seconds = run_mutmut(module, *only)
+        statuses = read_statuses(module)
     diffs = {k: one_line_diff(mutmut(module, "show", k).stdout) for k, s in statuses.items() if s not in KILLED | UNRUN}
-    write_section(module, section(module, statuses, diffs, command, seconds))
+    text = section(module, statuses, diffs, command, seconds, run_line)
+    write_section(module, text)
+    if not only:  # a full (or merged) picture: the state a later --retest starts from
+        save_state(module, statuses, (recorded_run(module) or "").removeprefix("- command: "))
     print(f"{module}: wrote its section of {REPORT.relative_to(REPO)}")
 
 
@@ -234,13 +320,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help=f"any of {', '.join(MODULES)} (default: all)")
     parser.add_argument("--report-only", action="store_true", help="re-parse ./mutants/ of the last run")
+    parser.add_argument(
+        "--retest", action="store_true", help="rerun only survivors and changed functions of the recorded run"
+    )
     parser.add_argument("--only", nargs="+", default=[], help="mutant-name globs: run only these (others: not checked)")
     args = parser.parse_args()
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
         parser.error(f"unknown module(s) {', '.join(unknown)}; valid: {', '.join(MODULES)}")
     for module in args.modules or list(MODULES):
-        run_module(module, args.report_only, args.only)
+        run_module(module, args.report_only, args.only, args.retest)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,36 @@
+"""scripts/mutate.py's inputs: the hand-written verdicts must parse and name mutants of the modules it mutates."""
+
+import fnmatch
+import importlib.util
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _mutate_module():
+    spec = importlib.util.spec_from_file_location("mutate_script", REPO / "scripts" / "mutate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_verdict_names_a_mutant_of_a_mutated_module():
+    mutate = _mutate_module()
+    verdicts, notes = mutate.load_verdicts()
+    assert len(verdicts) > 100 and set(notes) <= set(mutate.MODULES)
+    globs = [p.removesuffix(".py").replace("/", ".") for paths, _ in mutate.MODULES.values() for p in paths]
+    for mutant, why in verdicts.items():
+        module = mutant.split(".x", 1)[0]  # qdsbench.attention.delta.x_pair_counts__mutmut_3 -> qdsbench...delta
+        assert "__mutmut_" in mutant and any(fnmatch.fnmatch(module, g) for g in globs), mutant
+        kind, _, reason = why.partition(": ")
+        assert kind and reason, f"{mutant}: a verdict reads '<kind>: <reason>' (equivalent, hole, ...): {why!r}"
+
+
+def test_function_of_strips_the_mutant_number_only():
+    mutate = _mutate_module()
+    assert (
+        mutate.function_of("qdsbench.attention.delta.x_pair_counts__mutmut_38")
+        == "qdsbench.attention.delta.x_pair_counts"
+    )
+    method = "qdsbench.attention.qr.x\u01c1QRAttention\u01c1__init____mutmut_3"
+    assert mutate.function_of(method) == "qdsbench.attention.qr.x\u01c1QRAttention\u01c1__init__"
