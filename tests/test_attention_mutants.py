@@ -5,6 +5,7 @@ enumeration, the formulas as the docstrings state them.
 
 import inspect
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,10 @@ import pytest
 import torch
 
 from qdsbench import attention
-from qdsbench.attention.delta import MODES, pair_counts, split_points
+from qdsbench.attention.delta import MODES, dense_rows, pair_counts, split_points
 from qdsbench.attention.diagnostics import attention_diagnostics
 from qdsbench.attention.health import degenerate, matrix_stats
+from qdsbench.attention.qr import fixed_noise
 
 
 def _matrices(*shape, seed=0, zeros=True) -> torch.Tensor:
@@ -420,3 +422,117 @@ def test_every_backend_module_registers_under_its_own_name():
 
 def _minimal_options(name: str) -> dict:
     return {"normlin": {"num_tokens": 4}}.get(name, {})
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.03])
+def test_qr_fast_and_reference_agree_where_the_noise_scale_shows(noise):
+    """At the default noise (1e-7) the noise's scale moves P by ~1e-7, below most tolerances; at 0.03 a wrong scale
+    (whole-matrix RMS instead of the valid block's, N instead of N_valid) moves P by ~1e-2 in one path only."""
+    g = torch.Generator().manual_seed(11)
+    scores = 3 * torch.randn(2, 2, 6, 6, generator=g, dtype=torch.float64)
+    backend = attention.create("qr", noise=noise)
+    padding = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])[:, None, None, :]
+    for mask in (None, padding):
+        torch.testing.assert_close(
+            backend.normalize(scores, mask), backend.reference_normalize(scores, mask), rtol=0, atol=1e-12
+        )
+    # the noise is relative to the valid block: scaling the padded scores changes nothing
+    padded_big = scores.clone()
+    padded_big[1, ..., 4:] *= 1000
+    padded_big[1, ..., 4:, :] *= 1000
+    for fn in (backend.normalize, backend.reference_normalize):
+        torch.testing.assert_close(fn(padded_big, padding)[1], fn(scores, padding)[1], rtol=0, atol=1e-12)
+    if noise:  # and relative to the scores' own scale: P of 5 S equals P of S (QR is scale invariant)
+        for fn in (backend.normalize, backend.reference_normalize):
+            torch.testing.assert_close(fn(5 * scores), fn(scores), rtol=0, atol=1e-12)
+            assert (fn(scores) - attention.create("qr", noise=0.0).normalize(scores)).abs().max() > 1e-4
+
+
+def test_qr_fixed_noise_is_a_seeded_standard_normal_per_size():
+    a = fixed_noise(64, torch.float64, torch.device("cpu"))
+    assert torch.equal(a, fixed_noise(64, torch.float64, torch.device("cpu")))  # deterministic
+    assert not torch.allclose(fixed_noise(63, torch.float64, torch.device("cpu"))[:8, :8], a[:8, :8])  # per size
+    assert abs(a.mean().item()) < 0.05 and abs(a.std().item() - 1) < 0.05  # N(0, 1) entries
+    assert fixed_noise(8, torch.float32, torch.device("cpu")).dtype == torch.float32
+    torch.testing.assert_close(
+        fixed_noise(8, torch.float32, torch.device("cpu")).double(),
+        fixed_noise(8, torch.float64, torch.device("cpu")),
+        rtol=0,
+        atol=1e-6,
+    )  # drawn in float64, then cast
+
+
+def test_delta_dense_rows_are_exact_causal_attention_of_the_chosen_queries():
+    q, k, v = _qkv(n=9, d=4, seed=12)
+    positions = torch.tensor([0, 3, 8, 5])
+    got = dense_rows(q[..., positions, :], k, v, positions, scale=0.5)
+    allowed = np.array([[j <= p for j in range(9)] for p in positions.tolist()])
+    want = _softmax_over_allowed((q[..., positions, :] @ k.mT).numpy() * 0.5, np.broadcast_to(allowed, (2, 2, 4, 9)))
+    np.testing.assert_allclose(got.numpy(), want @ v.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "options,fragment",
+    [
+        ({"window": 0}, "window >= 1"),
+        ({"sinks": -1}, "sinks >= 0"),
+        ({"gamma": 0}, "gamma >= 1"),
+        ({"tail_min": -1}, "tail_min >= 0"),
+        ({"mode": "dense"}, "valid choices: sparse, recompute, delta, tail_only"),
+        ({"causal": False}, "causal=true"),
+    ],
+)
+def test_delta_refuses_bad_settings_naming_them(options, fragment):
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        attention.create("delta", **options)
+
+
+def test_delta_accepts_the_smallest_valid_settings_and_keeps_them():
+    backend = attention.create("delta", window=1, sinks=0, gamma=1, tail_min=0, tail=False, mode="recompute")
+    assert (backend.window, backend.sinks, backend.gamma, backend.tail_min, backend.tail, backend.mode) == (
+        1,
+        0,
+        1,
+        0,
+        False,
+        "recompute",
+    )
+    q, k, v = _qkv(n=5, d=4, seed=13)
+    # gamma = 1: every query is an anchor, recomputed exactly: full causal attention
+    want = _softmax_over_allowed((q @ k.mT).numpy() / 2, np.broadcast_to(np.tril(np.ones((5, 5), bool)), (2, 2, 5, 5)))
+    np.testing.assert_allclose(backend(q, k, v).numpy(), want @ v.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_normlin_is_built_from_its_token_count_and_refuses_none_or_zero():
+    with pytest.raises(ValueError, match=r"needs num_tokens.*attention.num_tokens=N"):
+        attention.create("normlin", num_tokens=None)
+    with pytest.raises(ValueError, match=r"num_tokens must be >= 1, got 0"):
+        attention.create("normlin", num_tokens=0)
+    assert attention.create("normlin", num_tokens=1).weight.shape == (1, 1)
+    torch.manual_seed(0)
+    w = attention.create("normlin", num_tokens=300, dropout=0.25).weight.detach()
+    off = w[~torch.eye(300, dtype=torch.bool)]
+    assert abs(w.diagonal().mean().item() - 1) < 0.2 and abs(off.mean().item()) < 0.02  # I + N(0, 1)
+    assert abs(off.std().item() - 1) < 0.02
+    dropout = attention.create("normlin", num_tokens=3, dropout=0.25).dropout
+    assert isinstance(dropout, torch.nn.Dropout) and dropout.p == 0.25
+
+
+def test_flex_serves_only_the_cases_verified_against_the_dense_reference():
+    from qdsbench.attention.flex import flex_supports
+
+    def qkv_of(dtype, grad=False):
+        return [torch.zeros(1, 1, 4, 2, dtype=dtype, requires_grad=grad) for _ in range(3)]
+
+    assert flex_supports(*qkv_of(torch.float32))
+    assert flex_supports(*qkv_of(torch.bfloat16)) and flex_supports(*qkv_of(torch.float16))
+    assert not flex_supports(*qkv_of(torch.float64))
+    assert not flex_supports(*qkv_of(torch.float32), key_mask=torch.ones(1, 4, dtype=torch.bool))
+    assert not flex_supports(*qkv_of(torch.float32, grad=True))  # training goes to the block kernel
+    with torch.no_grad():
+        assert flex_supports(*qkv_of(torch.float32, grad=True))  # inference on a trainable model's tensors
+    q, k, v = qkv_of(torch.float32)
+    for i, t in enumerate((q, k, v)):  # any one input that needs a gradient is enough
+        args = [q, k, v]
+        args[i] = t.clone().requires_grad_()
+        assert not flex_supports(*args)
