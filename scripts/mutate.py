@@ -22,7 +22,9 @@ A full run records every mutant's status and each function's source hash in resu
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
+import difflib
 import json
 import re
 import shutil
@@ -157,6 +159,31 @@ def one_line_diff(diff: str) -> str:
     return f"`{' / '.join(minus) or '(nothing)'}` -> `{' / '.join(plus) or '(nothing)'}`"
 
 
+def mutant_diffs(wanted: set[str]) -> dict[str, str]:
+    """One-line diffs of the wanted mutants, read from ./mutants/ in this process: mutmut writes each mutant as a
+    function ``<name>__mutmut_<i>`` beside the original ``<name>__mutmut_orig`` (``mutmut show`` per mutant costs a
+    process start each, minutes for a large module)."""
+    diffs = {}
+    for path in (REPO / "mutants").rglob("*.py"):
+        rel = path.relative_to(REPO / "mutants").with_suffix("")
+        module = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        source = path.read_text()
+        lines = source.splitlines()
+        functions = {  # by line numbers: ast.get_source_segment rescans the whole file per call
+            node.name: "\n".join(lines[node.lineno - 1 : node.end_lineno])
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and "__mutmut_" in node.name
+        }
+        for name, code in functions.items():
+            key = f"{module}.{name}"
+            original = functions.get(function_of(name) + "__mutmut_orig")
+            if key in wanted and original is not None:
+                before = original.replace(function_of(name) + "__mutmut_orig", "f", 1).splitlines()
+                diff = difflib.unified_diff(before, code.replace(name, "f", 1).splitlines(), lineterm="", n=0)
+                diffs[key] = one_line_diff("\n".join(diff))
+    return diffs
+
+
 RERENDERED = " (verdicts re-rendered by `--report-only`)"
 
 
@@ -232,6 +259,7 @@ def function_hashes() -> dict[str, str]:
     hashes = {}
     for meta in (REPO / "mutants").rglob("*.py.meta"):
         module = meta.relative_to(REPO / "mutants").with_suffix("").with_suffix("").as_posix().replace("/", ".")
+        module = module.removesuffix(".__init__")  # a package's mutants are named after the package
         for name, digest in json.loads(meta.read_text()).get("hash_by_function_name", {}).items():
             hashes[f"{module}.{name}"] = digest
     return hashes
@@ -305,7 +333,7 @@ def run_module(module: str, report_only: bool, only: list[str], again: bool = Fa
             shutil.rmtree(REPO / "mutants", ignore_errors=True)  # per-module config: never reuse another run's cache
             seconds = run_mutmut(module, *only)
         statuses = read_statuses(module)
-    diffs = {k: one_line_diff(mutmut(module, "show", k).stdout) for k, s in statuses.items() if s not in KILLED | UNRUN}
+    diffs = mutant_diffs({k for k, s in statuses.items() if s not in KILLED | UNRUN})
     text = section(module, statuses, diffs, command, seconds, run_line)
     write_section(module, text)
     if not only:  # a full (or merged) picture: the state a later --retest starts from

@@ -536,3 +536,370 @@ def test_flex_serves_only_the_cases_verified_against_the_dense_reference():
         args = [q, k, v]
         args[i] = t.clone().requires_grad_()
         assert not flex_supports(*args)
+
+
+def _x(*shape):
+    return torch.zeros(*shape)
+
+
+# Every refusal of the attention package: one line naming the bad value and what is valid (the project's standard).
+REFUSALS = [
+    (lambda: attention.from_config({}), ["needs a 'name'", "valid choices:", "softmax", "qontot"]),
+    (lambda: attention.create("qr", causal=True), ["'qr' does not support causal=True", "causal backends:", "softmax"]),
+    (
+        lambda: attention.create("softmax")(_x(2, 8, 4), _x(1, 2, 8, 4), _x(1, 2, 8, 4)),
+        ["'softmax'", "q must have shape (B, H, N, d), got (2, 8, 4)"],
+    ),
+    (
+        lambda: attention.create("softmax")(_x(1, 2, 8, 4), _x(1, 2, 8), _x(1, 2, 8, 4)),
+        ["k must have shape", "got (1, 2, 8)"],
+    ),
+    (
+        lambda: attention.create("softmax")(_x(1, 2, 8, 4), _x(1, 2, 8, 4), _x(1, 2, 8)),
+        ["v must have shape", "got (1, 2, 8)"],
+    ),
+    (
+        lambda: attention.create("softmax")(_x(1, 2, 8, 4), _x(1, 3, 8, 4), _x(1, 3, 8, 4)),
+        ["incompatible shapes q=(1, 2, 8, 4) k=(1, 3, 8, 4) v=(1, 3, 8, 4)", "expected q (B,H,Nq,d)"],
+    ),
+    (
+        lambda: attention.create("softmax")(_x(1, 2, 8, 4), _x(1, 2, 8, 4), _x(1, 2, 7, 4)),
+        ["incompatible shapes", "v=(1, 2, 7, 4)"],
+    ),
+    (
+        lambda: attention.create("softmax")(_x(1, 2, 8, 4), _x(1, 2, 8, 3), _x(1, 2, 8, 4)),
+        ["incompatible shapes", "k=(1, 2, 8, 3)"],
+    ),
+    (
+        lambda: attention.create("softmax")(
+            _x(1, 2, 8, 4), _x(1, 2, 8, 4), _x(1, 2, 8, 4), torch.ones(1, 7, dtype=torch.bool)
+        ),
+        ["a 2-D mask must be (B, N)=(1, 8), got (1, 7)"],
+    ),
+    (
+        lambda: attention.create("softmax")(
+            _x(1, 2, 8, 4), _x(1, 2, 8, 4), _x(1, 2, 8, 4), torch.ones(1, 8, 8, dtype=torch.bool)
+        ),
+        ["mask must be (B, N) or broadcastable to (B, H, N, N), got (1, 8, 8)"],
+    ),
+    (
+        lambda: attention.create("delta")(
+            _x(1, 1, 8, 4), _x(1, 1, 8, 4), _x(1, 1, 8, 4), torch.ones(1, 8, dtype=torch.bool)
+        ),
+        ["delta supports no extra mask; use mask=None"],
+    ),
+    (
+        lambda: attention.create("delta")(_x(1, 1, 4, 4), _x(1, 1, 8, 4), _x(1, 1, 8, 4)),
+        ["as many queries as keys, got 4 and 8", "decode with dense attention"],
+    ),
+    (
+        lambda: attention.create("performer")(
+            _x(1, 1, 8, 4), _x(1, 1, 8, 4), _x(1, 1, 8, 4), torch.ones(1, 8, dtype=torch.bool)
+        ),
+        ["'performer' supports no mask; use mask=None"],
+    ),
+    (
+        lambda: attention.create("monarch", pad="middle"),
+        ["monarch pad 'middle' is not valid; valid choices: pre, post"],
+    ),
+    (
+        lambda: attention.create("monarch", num_steps=0),
+        ["monarch needs num_steps >= 1 and block_size >= 1, got 0, None"],
+    ),
+    (lambda: attention.create("monarch", block_size=0), ["got 1, 0"]),
+    (
+        lambda: attention.create("monarch", block_size=9)(_x(1, 1, 8, 4), _x(1, 1, 8, 4), _x(1, 1, 8, 4)),
+        ["block_size=9 is larger than the sequence length N=8", "1 <= block_size <= 8"],
+    ),
+    (
+        lambda: attention.create("monarch")(
+            _x(1, 1, 8, 4), _x(1, 1, 8, 4), _x(1, 1, 8, 4), torch.ones(1, 8, dtype=torch.bool)
+        ),
+        ["monarch attention supports no attention mask (padding is internal); use mask=None"],
+    ),
+    (
+        lambda: attention.create("monarch")(_x(1, 1, 4, 4), _x(1, 1, 8, 4), _x(1, 1, 8, 4)),
+        ["monarch attention needs self-attention (Nq == Nk)"],
+    ),
+    (
+        lambda: attention.create("normlin", num_tokens=4)(_x(1, 1, 5, 4), _x(1, 1, 5, 4), _x(1, 1, 5, 4)),
+        ["built for num_tokens=4, got 5 queries and 5 keys"],
+    ),
+    (
+        lambda: attention.create("qontot", inject="centred"),
+        ["qontot inject 'centred' is not valid; valid choices: scaled, raw, standardized"],
+    ),
+    (
+        lambda: attention.create("qontot", inject="raw", scale=0.5),
+        ["inject=raw uses M = QK^T (scale 1); it cannot be combined with scale=0.5"],
+    ),
+    (lambda: attention.create("qontot", theta_range=0.0), ["qontot theta_range=0.0 must be > 0"]),
+    (
+        lambda: attention.create("qontot", ansatz="ring"),
+        ["qontot ansatz 'ring' is not valid; valid choices: simple, parted"],
+    ),
+    (
+        lambda: attention.create("qontot", grad="some"),
+        ["qontot grad 'some' is not valid; valid choices: none, scores, full"],
+    ),
+    (
+        lambda: attention.create("qontot", vec_order="diag"),
+        ["qontot vec_order 'diag' is not valid; valid choices: row, col"],
+    ),
+    (
+        lambda: attention.create("qontot", dtype="float16"),
+        ["qontot dtype 'float16' is not valid; valid choices: complex64, complex128"],
+    ),
+    (lambda: attention.create("qontot", n_data_qubits=0), ["n_data_qubits >= 1 and layers >= 1, got 0, 16"]),
+    (lambda: attention.create("qontot", layers=0), ["got 3, 0"]),
+    (lambda: attention.create("qontot", n_aux_qubits=-1), ["qontot n_aux_qubits=-1 must be >= 0"]),
+    (lambda: attention.create("qontot").normalize(_x(1, 1, 8, 7)), ["qontot needs square score matrices, got (8, 7)"]),
+    (
+        lambda: attention.create("qontot").normalize(_x(1, 1, 5, 5)),
+        ["N=5 does not match 2^n_data_qubits=8", "use n_data_qubits=3 and pad=true"],
+    ),
+    (
+        lambda: attention.create("qontot", n_data_qubits=2).normalize(_x(1, 1, 3, 3)),
+        ["use n_data_qubits=2 and pad=true"],
+    ),
+    (
+        lambda: attention.create("qontot").normalize(_x(1, 1, 16, 16)),
+        ["N=16 does not match 2^n_data_qubits=8", "use n_data_qubits=4"],
+    ),
+    (
+        lambda: attention.create("qr", dtype="float16"),
+        ["qr dtype 'float16' is not valid; valid choices: float32, float64"],
+    ),
+    (lambda: attention.create("qr", noise=-1e-3), ["qr noise=-0.001 must be >= 0"]),
+    (
+        lambda: attention.create("qr").normalize(_x(1, 1, 8, 7)),
+        ["qr attention needs square score matrices, got (8, 7)"],
+    ),
+    (lambda: attention.create("sink_window", causal=False), ["sink_window is causal by definition; use causal=true"]),
+    (
+        lambda: attention.create("sink_window", window=0),
+        ["sink_window needs window >= 1 and sinks >= 0, got window=0, sinks=4"],
+    ),
+    (lambda: attention.create("sink_window", sinks=-1), ["got window=64, sinks=-1"]),
+    (
+        lambda: attention.create("sink_window", impl="triton"),
+        ["unknown sink_window impl 'triton'; valid choices: flex, blocks"],
+    ),
+    (
+        lambda: attention.create("sink_window")(
+            _x(1, 1, 8, 4), _x(1, 1, 8, 4), _x(1, 1, 8, 4), torch.ones(1, 1, 8, 8, dtype=torch.bool)
+        ),
+        ["supports only a (B, N)=(1, 8) key-padding mask, got (1, 1, 8, 8)"],
+    ),
+    (
+        lambda: attention.create("sink_window")(_x(1, 1, 4, 4), _x(1, 1, 8, 4), _x(1, 1, 8, 4)),
+        ["as many queries as keys (a prefill), got 4 and 8"],
+    ),
+    (lambda: attention.create("sinkhorn", n_iter=0), ["sinkhorn n_iter=0 must be >= 1"]),
+    (lambda: attention.create("sinkhorn", eps=0.0), ["sinkhorn eps=0.0 must be > 0"]),
+]
+
+
+@pytest.mark.parametrize("index", range(len(REFUSALS)))
+def test_every_refusal_is_one_line_naming_the_bad_value(index):
+    call, fragments = REFUSALS[index]
+    with pytest.raises(ValueError) as info:
+        call()
+    message = str(info.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_the_smallest_valid_settings_are_accepted():
+    attention.create("qontot", theta_range=1e-3, n_data_qubits=1, layers=1, n_aux_qubits=0)
+    attention.create("qr", noise=0.0)
+    attention.create("monarch", num_steps=1, block_size=1)
+    attention.create("sinkhorn", n_iter=1, eps=1e-3)
+    attention.create("sink_window", window=1, sinks=0)
+
+
+def _sinkhorn_reference(scores, n_iter, eps=1.0, allowed=None):
+    """Alternate row and column scaling of K = exp(S / eps) on the allowed block, n_iter scalings in all, rows to
+    1 and columns to (valid queries / valid keys), in plain float64 division; not-allowed entries and rows 0."""
+    out = np.zeros_like(scores)
+    for index in np.ndindex(scores.shape[:-2]):
+        s = scores[index]
+        keep = np.ones(s.shape, dtype=bool) if allowed is None else np.broadcast_to(allowed, scores.shape)[index]
+        rows, cols = keep.any(1), keep.any(0)
+        k = np.where(keep, np.exp((s - s[keep].max()) / eps), 0.0)
+        col_target = rows.sum() / max(cols.sum(), 1)
+        for step in range(n_iter):
+            if step % 2 == 0:
+                k[rows] /= k[rows].sum(1, keepdims=True)
+            else:
+                k[:, cols] *= col_target / k[:, cols].sum(0, keepdims=True)
+        out[index] = k
+    return out
+
+
+@pytest.mark.parametrize("n_iter", [1, 2, 3, 4, 7])
+@pytest.mark.parametrize("shape,eps", [((2, 2, 5, 5), 1.0), ((2, 6, 4), 0.5), ((3, 4, 7), 2.0)])
+def test_sinkhorn_equals_plain_alternating_scaling(n_iter, shape, eps):
+    from qdsbench.attention.sinkhorn import sinkhorn_log
+
+    g = torch.Generator().manual_seed(n_iter)
+    scores = torch.randn(*shape, generator=g, dtype=torch.float64)
+    got = sinkhorn_log(scores, n_iter, eps)
+    np.testing.assert_allclose(got.numpy(), _sinkhorn_reference(scores.numpy(), n_iter, eps), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("n_iter", [1, 2, 3, 6])
+def test_sinkhorn_with_a_mask_scales_only_the_valid_block(n_iter):
+    from qdsbench.attention.sinkhorn import sinkhorn_log
+
+    g = torch.Generator().manual_seed(20 + n_iter)
+    scores = torch.randn(2, 1, 6, 5, generator=g, dtype=torch.float64)
+    allowed = torch.ones(2, 1, 6, 5, dtype=torch.bool)
+    allowed[0, ..., 3:] = False  # batch 0: 3 valid keys, every query valid (target col sum 6 / 3)
+    allowed[1, ..., 4:, :] = False  # batch 1: 4 valid queries, every key (target 4 / 5); rows 4, 5 stay 0
+    got = sinkhorn_log(scores, n_iter, 1.0, allowed)
+    want = _sinkhorn_reference(scores.numpy(), n_iter, 1.0, allowed.numpy())
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-14)
+    # the backend treats a key-padding mask of square self-attention as padding the queries too
+    square = torch.randn(2, 1, 5, 5, generator=g, dtype=torch.float64)
+    padding = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])[:, None, None, :]
+    pair = padding & padding.transpose(-1, -2)
+    backend = attention.create("sinkhorn", n_iter=n_iter)
+    np.testing.assert_allclose(
+        backend.normalize(square, padding).numpy(),
+        _sinkhorn_reference(square.numpy(), n_iter, 1.0, pair.numpy()),
+        rtol=1e-10,
+        atol=1e-14,
+    )
+
+
+def _normsoftmax_reference(scores, statistic, cap, eps=1e-6, allowed=None):
+    out = np.zeros_like(scores)
+    for index in np.ndindex(scores.shape[:-1]):
+        row = scores[index]
+        keep = np.ones(row.shape, dtype=bool) if allowed is None else np.broadcast_to(allowed, scores.shape)[index]
+        if not keep.any():
+            continue
+        values = row[keep]
+        var = values.var(ddof=1) if len(values) > 1 else 0.0
+        spread = var if statistic == "var" else math.sqrt(var)
+        t = min(max(spread, eps), cap)
+        e = np.exp(values / t - (values / t).max())
+        out[index][keep] = e / e.sum()
+    return out
+
+
+@pytest.mark.parametrize("statistic", ["var", "std"])
+def test_normsoftmax_equals_its_definition_with_masks_caps_and_single_keys(statistic):
+    name = f"normsoftmax_{statistic}"
+    g = torch.Generator().manual_seed(30)
+    q, k = (torch.randn(2, 2, 6, 9, generator=g, dtype=torch.float64) for _ in range(2))
+    backend = attention.create(name)  # scale 1: S = q k^T unscaled; cap sqrt(d) = 3
+    scores = (q @ k.mT).numpy()
+    np.testing.assert_allclose(
+        backend.attention_matrix(q, k).numpy(), _normsoftmax_reference(scores, statistic, 3.0), rtol=1e-10
+    )
+    padding = torch.tensor([[True] * 6, [True] + [False] * 5])  # batch 1: a single valid key
+    allowed = padding.numpy()[:, None, None, :]
+    np.testing.assert_allclose(
+        backend.attention_matrix(q, k, padding).numpy(),
+        _normsoftmax_reference(scores, statistic, 3.0, allowed=allowed),
+        rtol=1e-10,
+        atol=1e-15,
+    )
+    capped = attention.create(name, max_temperature=0.7)
+    np.testing.assert_allclose(
+        capped.attention_matrix(q, k).numpy(), _normsoftmax_reference(scores, statistic, 0.7), rtol=1e-10
+    )
+    alone = torch.randn(1, 1, 3, 1, generator=g, dtype=torch.float64)  # one key, no mask: its weight is 1
+    assert torch.equal(backend.normalize(alone), torch.ones_like(alone))
+    # normalize on its own (no head dim seen yet) caps at sqrt(N keys)
+    fresh = attention.create(name)
+    raw = torch.from_numpy(scores)
+    np.testing.assert_allclose(fresh.normalize(raw).numpy(), _normsoftmax_reference(scores, statistic, 6**0.5))
+
+
+@pytest.mark.parametrize("name", ["softmax", "normsoftmax_var", "sdpa"])
+def test_a_query_whose_keys_are_all_masked_gets_a_zero_row(name):
+    q, k, v = _qkv(n=4, d=4, seed=31)
+    mask = torch.ones(2, 2, 4, 4, dtype=torch.bool)
+    mask[0, 0, 1] = False  # query 1 of (batch 0, head 0) sees nothing
+    p = attention.create(name).attention_matrix(q, k, mask)
+    assert torch.equal(p[0, 0, 1], torch.zeros(4, dtype=p.dtype))
+    others = torch.ones(2, 2, 4, dtype=torch.bool)
+    others[0, 0, 1] = False
+    torch.testing.assert_close(p.sum(-1)[others], torch.ones(15, dtype=p.dtype))
+
+
+def test_sdpa_matrix_times_v_is_its_output_even_for_fully_masked_queries():
+    q, k, v = _qkv(n=4, d=4, seed=32)
+    mask = torch.ones(2, 2, 4, 4, dtype=torch.bool)
+    mask[1, 1, 2] = False
+    backend = attention.create("sdpa")
+    torch.testing.assert_close(backend.attention_matrix(q, k, mask) @ v, backend(q, k, v, mask))
+
+
+def _qontot_small(**options):
+    return attention.create("qontot", n_data_qubits=2, n_aux_qubits=1, layers=2, dtype="complex128", **options)
+
+
+def test_qontot_standardizes_each_matrix_over_its_kept_scores_then_masks_and_renormalises_rows():
+    g = torch.Generator().manual_seed(33)
+    scores = 2 + 3 * torch.randn(2, 2, 4, 4, generator=g, dtype=torch.float64)
+    keep = torch.ones(2, 2, 4, 4, dtype=torch.bool)
+    keep[1, :, :, 3] = False  # batch 1: key 3 is padding
+    keep[0, 1, 2, :] = False  # (0, 1): query 2 keeps no key
+    circuit = _qontot_small()  # the same circuit, scores injected as given
+    want = np.zeros((2, 2, 4, 4))
+    z_all = np.zeros((2, 2, 4, 4))
+    for index in np.ndindex(2, 2):
+        s, k = scores[index].numpy(), keep[index].numpy()
+        z = np.where(k, (s - s[k].mean()) / s[k].std(ddof=1), 0.0)
+        z_all[index] = z
+        p = circuit.normalize(torch.from_numpy(z)[None, None])[0, 0].numpy()  # the full DSM of the zeroed scores
+        p = np.where(k, p, 0.0)
+        total = p.sum(1, keepdims=True)
+        want[index] = np.where(total > 0, p / np.where(total > 0, total, 1), 0.0)
+    got = _qontot_small(inject="standardized").normalize(scores, keep)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-9, atol=1e-12)
+    assert torch.equal(got[0, 1, 2], torch.zeros(4, dtype=got.dtype))
+    # without a mask: the DSM of the per-matrix standardised scores, still doubly stochastic
+    plain = _qontot_small(inject="standardized").normalize(scores)
+    s = scores.numpy()
+    z = (s - s.mean(axis=(-2, -1), keepdims=True)) / s.std(axis=(-2, -1), ddof=1, keepdims=True)
+    np.testing.assert_allclose(plain.numpy(), circuit.normalize(torch.from_numpy(z)).numpy(), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(plain.sum(-1), torch.ones(2, 2, 4, dtype=plain.dtype))
+    torch.testing.assert_close(plain.sum(-2), torch.ones(2, 2, 4, dtype=plain.dtype))
+
+
+def test_qontot_padding_crops_the_dsm_and_renormalises_its_rows():
+    g = torch.Generator().manual_seed(34)
+    scores = torch.randn(3, 3, generator=g, dtype=torch.float64)  # N = 3 tokens in a 4-token circuit
+    padded_circuit = _qontot_small(pad=True)
+    full = _qontot_small().normalize(torch.nn.functional.pad(scores, (0, 1, 0, 1))[None, None])[0, 0].numpy()
+    crop = full[:3, :3]
+    np.testing.assert_allclose(
+        padded_circuit.normalize(scores[None, None])[0, 0].numpy(), crop / crop.sum(1, keepdims=True), rtol=1e-10
+    )
+    single = attention.create("qontot", n_data_qubits=1, n_aux_qubits=1, layers=2, pad=True, inject="standardized")
+    one = single.normalize(torch.full((1, 1, 1, 1), 5.0))  # one score: nothing to standardise by; P = [[1]]
+    assert torch.allclose(one, torch.ones_like(one))
+
+
+def test_qontot_angles_tile_vec_of_the_scores_in_the_configured_order():
+    row, col = _qontot_small(), _qontot_small(vec_order="col")
+    assert torch.equal(row.theta, col.theta)  # the same theta, drawn in float64 from theta_seed
+    s = torch.arange(16, dtype=torch.float64).reshape(1, 4, 4)
+    n = row.n_params
+    tiles = math.ceil(n / 16)
+    vec_row = np.tile(s.numpy().reshape(-1), tiles)[:n]
+    vec_col = np.tile(s.numpy()[0].T.reshape(-1), tiles)[:n]
+    np.testing.assert_allclose(row.angles(s)[0].numpy(), row.theta.double().numpy() * vec_row)
+    np.testing.assert_allclose(col.angles(s)[0].numpy(), col.theta.double().numpy() * vec_col)
+    assert row.angles(s).dtype == torch.float64
+    g = torch.Generator().manual_seed(0)
+    want = ((torch.rand(n, generator=g, dtype=torch.float64) * 2 - 1) * 0.5).float()
+    assert torch.equal(_qontot_small(theta_range=0.5).theta, want)  # U(-theta_range, theta_range) from theta_seed
+    auto = attention.create("qontot", n_data_qubits=2, n_aux_qubits=None, layers=1)
+    assert auto.n_aux_qubits == 3 and auto.n_qubits == 5  # null: q_d + 1, the paper's lower bound log2 T + 1

@@ -20,6 +20,9 @@ class SDPAAttention(AttentionBackend):
         return dense_attention_flops(n, d)
 
     def attention_matrix(self, q, k, mask=None):
-        """The softmax matrix the fused kernel applies, built explicitly (analysis only: O(N^2) memory)."""
+        """The softmax matrix the fused kernel applies, built explicitly (analysis only: O(N^2) memory); a query
+        whose keys are all masked gets a zero row, as the fused kernel's output does."""
         scores = torch.matmul(q, k.transpose(-2, -1)) * self.scale_for(q)
-        return torch.softmax(masked_fill_scores(scores, self.full_mask(mask, q, k)), dim=-1)
+        full = self.full_mask(mask, q, k)
+        probs = torch.softmax(masked_fill_scores(scores, full), dim=-1)
+        return probs if full is None else torch.nan_to_num(probs, nan=0.0)
