@@ -184,6 +184,61 @@ def mutant_diffs(wanted: set[str]) -> dict[str, str]:
     return diffs
 
 
+def _sides(change: str) -> tuple[str, str]:
+    """(old, new) source of a one_line_diff: "`old` -> `new`"."""
+    old, _, new = change.strip("`").partition("` -> `")
+    return old, new
+
+
+def _device_dropped(old: str, new: str) -> bool:
+    """new is old with one ``device=<expr>`` argument set to None or removed."""
+    for found in re.finditer(r"device=([\w.]+)", old):
+        start, end = found.span()
+        for replacement in ("device=None", ""):
+            if old[:start] + replacement + old[end:] == new:
+                return True
+        if old[:start].rstrip(", ") + old[end:] == new:
+            return True
+    return False
+
+
+def _einsum_or_float_case(old: str, new: str) -> bool:
+    """Only letter case changed, inside einsum subscripts or float("-inf") / float("nan")."""
+    if old == new or old.lower() != new.lower():
+        return False
+    changed = [m.group(0) for m in re.finditer(r'einsum\("[^"]*"|float\("[^"]*"\)', new)]
+    return bool(changed) and re.sub(r'einsum\("[^"]*"|float\("[^"]*"\)', "", old) == re.sub(
+        r'einsum\("[^"]*"|float\("[^"]*"\)', "", new
+    )
+
+
+def _axis_sign_on_4d(old: str, new: str) -> bool:
+    """One ``-2`` became ``+2`` (a dim or shape index)."""
+    return any(old[:i] + "+2" + old[i + 2 :] == new for i in range(len(old)) if old.startswith("-2", i))
+
+
+# Classes of mutant that are equivalent by construction, judged once here instead of per id (an id's own verdict in
+# mutation_verdicts.yaml wins). Each rule is a predicate on the (old, new) source of the changed line.
+RULES = [
+    (
+        _device_dropped,
+        "equivalent on the CPU: device=None (or no device) is the CPU, where the tests run; the CUDA paths are "
+        "tested behind the gpu marker (tests/test_gpu.py)",
+    ),
+    (_einsum_or_float_case, "equivalent: upper-case einsum labels name the same contraction; float() ignores case"),
+    (
+        _axis_sign_on_4d,
+        "equivalent under the backend contract: its tensors are 4-D ((B, H, N, d), (B, H, N, N)), where dim +2 is "
+        "dim -2",
+    ),
+]
+
+
+def rule_verdict(change: str) -> str | None:
+    old, new = _sides(change)
+    return next((why for rule, why in RULES if rule(old, new)), None)
+
+
 RERENDERED = " (verdicts re-rendered by `--report-only`)"
 
 
@@ -230,7 +285,9 @@ def section(
     if rest:
         lines += ["| mutant | status | change | verdict |", "|---|---|---|---|"]
         for k in rest:
-            verdict = VERDICTS.get(k, "equivalent? not yet judged" if statuses[k] in SURVIVED else "")
+            verdict = (
+                VERDICTS.get(k) or rule_verdict(diffs.get(k, "")) or ("not yet judged" * (statuses[k] in SURVIVED))
+            )
             change = diffs.get(k, "").replace("|", "\\|")
             lines.append(f"| `{k}` | {statuses[k]} | {change} | {verdict} |")
     else:

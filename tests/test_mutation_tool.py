@@ -34,3 +34,27 @@ def test_function_of_strips_the_mutant_number_only():
     )
     method = "qdsbench.attention.qr.x\u01c1QRAttention\u01c1__init____mutmut_3"
     assert mutate.function_of(method) == "qdsbench.attention.qr.x\u01c1QRAttention\u01c1__init__"
+
+
+RULE_CASES = [  # (change as the report writes it, index of the rule that judges it, or None: left to a person)
+    ("`v = torch.ones(n, dtype=torch.bool, device=q.device)` -> `v = torch.ones(n, dtype=torch.bool, device=None)`", 0),
+    ("`v = torch.ones(n, dtype=torch.bool, device=q.device)` -> `v = torch.ones(n, dtype=torch.bool, )`", 0),
+    (
+        "`v = torch.ones(n, dtype=torch.bool, device=q.device)` -> `v = torch.ones(n, dtype=None, device=q.device)`",
+        None,
+    ),
+    ('`y = torch.einsum("...mij,...mjd->...imd", r, v)` -> `y = torch.einsum("...MIJ,...MJD->...IMD", r, v)`', 1),
+    ('`p = p.masked_fill(~mask, float("-inf"))` -> `p = p.masked_fill(~mask, float("-INF"))`', 1),
+    ('`if self.vec_order == "row":` -> `if self.vec_order == "ROW":`', None),  # a real change of behaviour
+    ("`n = q.shape[-2]` -> `n = q.shape[+2]`", 2),
+    ("`n = q.shape[-2]` -> `n = q.shape[-3]`", None),
+    ("`x = a.any(-1)` -> `x = a.any(+1)`", None),
+]
+
+
+def test_equivalence_rules_judge_only_their_own_class_of_mutant():
+    mutate = _mutate_module()
+    whys = [why for _, why in mutate.RULES]
+    for change, want in RULE_CASES:
+        verdict = mutate.rule_verdict(change)
+        assert (None if verdict is None else whys.index(verdict)) == want, change
