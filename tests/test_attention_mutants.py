@@ -903,3 +903,44 @@ def test_qontot_angles_tile_vec_of_the_scores_in_the_configured_order():
     assert torch.equal(_qontot_small(theta_range=0.5).theta, want)  # U(-theta_range, theta_range) from theta_seed
     auto = attention.create("qontot", n_data_qubits=2, n_aux_qubits=None, layers=1)
     assert auto.n_aux_qubits == 3 and auto.n_qubits == 5  # null: q_d + 1, the paper's lower bound log2 T + 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_delta_uses_the_configured_scale_everywhere(mode):
+    """A non-default scale must reach the sparse kernel and the exact rows (the default 1/sqrt(d) hides a
+    dropped scale, since SDPA's own default is the same)."""
+    q, k, v = _qkv(n=40, d=4, seed=35)
+    scaled = attention.create("delta", scale=0.9, window=8, sinks=2, gamma=4, tail_min=8, mode=mode)
+    unscaled_inputs = attention.create("delta", window=8, sinks=2, gamma=4, tail_min=8, mode=mode)
+    # scale s on q k^T equals the default scale 1/2 on (2 s q) k^T
+    torch.testing.assert_close(scaled(q, k, v), unscaled_inputs(q * 1.8, k, v))
+
+
+def test_delta_with_a_single_exact_row_still_corrects():
+    """No tail and gamma = N: the one anchor (query 0) is recomputed exactly; every other query keeps its sparse
+    output (recompute does not spread a correction)."""
+    q, k, v = _qkv(n=12, d=4, seed=36)
+    backend = attention.create("delta", window=3, sinks=1, gamma=12, tail_min=0, tail=False, mode="recompute")
+    sparse = attention.create("delta", window=3, sinks=1, mode="sparse")(q, k, v)
+    out = backend(q, k, v)
+    exact0 = torch.softmax(q[..., :1, :] @ k[..., :1, :].mT / 2, -1) @ v[..., :1, :]  # query 0 sees key 0 only
+    torch.testing.assert_close(out[..., :1, :], exact0)
+    torch.testing.assert_close(out[..., 1:, :], sparse[..., 1:, :])
+
+
+@pytest.mark.parametrize("chunk_bytes,block", [(1, None), (1 << 30, None), (4096, 3)])
+def test_block_kernel_is_exact_for_any_grouping_and_block(chunk_bytes, block):
+    from qdsbench.attention.sink_window import block_sparse_sink_window
+
+    n, window, sinks = 23, 5, 2
+    q, k, v = _qkv(n=n, d=4, seed=37)
+    padding = torch.ones(2, n, dtype=torch.bool)
+    padding[0, 3:9] = False
+    pattern = np.array([[j <= i and (i - j < window or j < sinks) for j in range(n)] for i in range(n)])
+    for mask in (None, padding):
+        allowed = np.broadcast_to(pattern, (2, 2, n, n)).copy()
+        if mask is not None:
+            allowed &= mask.numpy()[:, None, None, :]
+        want = _softmax_over_allowed((q @ k.mT).numpy() * 0.7, allowed) @ v.numpy()
+        got = block_sparse_sink_window(q, k, v, window, sinks, 0.7, block=block, chunk_bytes=chunk_bytes, key_mask=mask)
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-9, atol=1e-12)
