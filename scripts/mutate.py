@@ -285,9 +285,8 @@ def section(
     if rest:
         lines += ["| mutant | status | change | verdict |", "|---|---|---|---|"]
         for k in rest:
-            verdict = (
-                VERDICTS.get(k) or rule_verdict(diffs.get(k, "")) or ("not yet judged" * (statuses[k] in SURVIVED))
-            )
+            judged = VERDICTS.get(k) or rule_verdict(diffs.get(k, ""))
+            verdict = judged or ("not yet judged" if statuses[k] in SURVIVED else "")
             change = diffs.get(k, "").replace("|", "\\|")
             lines.append(f"| `{k}` | {statuses[k]} | {change} | {verdict} |")
     else:
