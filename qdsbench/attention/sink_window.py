@@ -153,4 +153,3 @@ def block_sparse_sink_window(
             o = o.masked_fill(~mask.any(-1, keepdim=True), 0.0)
         out[:, :, g0:g1] = o.reshape(B, m, H, b, dv).transpose(1, 2)
     return out.flatten(2, 3)[..., :n, :]
-
