@@ -379,6 +379,13 @@ def save_state(module: str, statuses: dict[str, str], run: str) -> None:
     (STATE / f"{module}.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
 
 
+def recorded_statuses(module: str) -> dict[str, str] | None:
+    """The saved picture of the module's last full or merged run: after a --retest, ./mutants/ alone knows only the
+    rerun mutants, so re-rendering must start from this."""
+    path = STATE / f"{module}.json"
+    return json.loads(path.read_text())["statuses"] if path.is_file() else None
+
+
 def run_module(module: str, report_only: bool, only: list[str], again: bool = False) -> None:
     command = f"make mutate MODULE={module}" + (f" ARGS='--only {' '.join(only)}'" if only else "")
     seconds, run_line = None, None
@@ -388,11 +395,12 @@ def run_module(module: str, report_only: bool, only: list[str], again: bool = Fa
         if not report_only:
             shutil.rmtree(REPO / "mutants", ignore_errors=True)  # per-module config: never reuse another run's cache
             seconds = run_mutmut(module, *only)
-        statuses = read_statuses(module)
+        statuses = recorded_statuses(module) if report_only and not only else None
+        statuses = statuses or read_statuses(module)
     diffs = mutant_diffs({k for k, s in statuses.items() if s not in KILLED | UNRUN})
     text = section(module, statuses, diffs, command, seconds, run_line)
     write_section(module, text)
-    if not only:  # a full (or merged) picture: the state a later --retest starts from
+    if not only and not report_only:  # a full (or merged) picture: the state a later --retest starts from
         save_state(module, statuses, (recorded_run(module) or "").removeprefix("- command: "))
     print(f"{module}: wrote its section of {REPORT.relative_to(REPO)}")
 
