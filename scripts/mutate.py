@@ -98,6 +98,13 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
             "tests/test_mission_monarch.py",
             "tests/test_mission_routing.py",
             "tests/test_attention_mutants.py",
+            "tests/test_base_sdpa_mutants.py",
+            "tests/test_delta_mutants.py",
+            "tests/test_monarch_mutants.py",
+            "tests/test_normalizers_mutants.py",
+            "tests/test_qontot_mutants.py",
+            "tests/test_sink_window_mutants.py",
+            "tests/test_sinkhorn_mutants.py",
             "tests/test_backend_knowledge.py",
             "tests/test_qontot_qiskit.py",
             # Aer in mutmut's forked children: see "quantum" (the wiring to Aer is tested in test_attention_mutants)

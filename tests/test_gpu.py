@@ -92,4 +92,6 @@ def test_a_training_run_on_the_device_records_it_and_learns(make_cfg, tmp_path):
     metrics = train(make_cfg("trainer.max_epochs=2", f"trainer.accelerator={accelerator}", "trainer.devices=1"))
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["device"]["cuda"] is (DEVICE == "cuda") and record["status"] == "finished"
+    if DEVICE == "cuda":  # the record names the GPU it ran on
+        assert record["device"]["gpu"] == torch.cuda.get_device_name(0)
     assert metrics["test/acc"] > 0.3  # 10 classes: chance is 0.1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import enum
+import errno
 import fcntl
 import json
 import os
@@ -156,15 +157,41 @@ def test_a_sweep_member_records_its_sweep_as_plain_data(tmp_path):
 def test_starting_where_a_record_exists_refuses_and_changes_nothing(tmp_path):
     runrecord.RunRecord.start(tmp_path / "run", _cfg(), repo=tmp_path).finish("completed")
     before = (tmp_path / "run" / "run.json").read_bytes()
-    with pytest.raises(RunDirectoryInUseError, match=r"already holds a run record \(status completed\)"):
+    refusal = (
+        r"already holds a run record \(status completed\); "
+        r"nothing was changed there: pick a new hydra.run.dir or resume that run"
+    )
+    with pytest.raises(RunDirectoryInUseError, match=refusal):
         runrecord.RunRecord.start(tmp_path / "run", _cfg(), repo=tmp_path)
     assert (tmp_path / "run" / "run.json").read_bytes() == before
 
 
+def test_a_record_without_a_status_is_refused_as_status_unknown(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text("{}")
+    with pytest.raises(RunDirectoryInUseError, match=r"\(status unknown\)"):
+        runrecord.RunRecord.start(tmp_path / "run", _cfg(), repo=tmp_path)
+
+
+def test_the_record_of_a_run_started_without_a_repo_describes_the_working_directory(tmp_path, repo, monkeypatch):
+    monkeypatch.chdir(repo)
+    record = runrecord.RunRecord.start(tmp_path / "run", _cfg())
+    assert record.payload["git"] == {"sha": _git(repo, "rev-parse", "HEAD"), "dirty": False}
+
+
+def test_a_hung_or_missing_git_leaves_the_git_state_unknown(monkeypatch, tmp_path):
+    def hung(*args, **kwargs):
+        raise subprocess.TimeoutExpired(args[0], kwargs.get("timeout"))
+
+    monkeypatch.setattr(runrecord.subprocess, "run", hung)
+    assert runrecord.git_state(tmp_path) == {"sha": None, "dirty": None}
+
+
 def test_a_run_directory_that_cannot_be_created_is_one_clear_error(tmp_path):
     (tmp_path / "file").write_text("in the way\n")
-    with pytest.raises(runrecord.RunRecordWriteError, match=r"cannot create run directory .*file/run"):
+    with pytest.raises(runrecord.RunRecordWriteError, match=r"cannot create run directory .*file/run") as caught:
         runrecord.RunRecord.start(tmp_path / "file" / "run", _cfg(), repo=tmp_path)
+    assert caught.value.errno == errno.ENOTDIR  # an OSError still: callers may branch on its errno
 
 
 def test_update_finish_and_summary_persist_and_load_reads_them_back(tmp_path):
@@ -187,8 +214,26 @@ def _rows(run_dir: Path) -> list[list[str]]:
         return list(csv.reader(fh))
 
 
-def test_the_logger_appends_one_long_form_row_per_scalar_under_one_header(tmp_path):
+class _Clock:
+    """time.time() as the logger sees it: advanced by hand, so wall times are exact."""
+
+    def __init__(self, now: float = 1_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = _Clock()
+    monkeypatch.setattr(runrecord.time, "time", fake)
+    return fake
+
+
+def test_the_logger_appends_one_long_form_row_per_scalar_under_one_header(tmp_path, clock):
     logger = runrecord.RunRecordLogger(tmp_path)
+    clock.now += 2.5
     assert (logger.name, logger.version, logger.save_dir, logger.experiment) == ("run_record", "", str(tmp_path), None)
     logger.log_hyperparams({"lr": 1.0})
     assert not (tmp_path / "metrics.csv").exists()
@@ -197,18 +242,19 @@ def test_the_logger_appends_one_long_form_row_per_scalar_under_one_header(tmp_pa
     rows = _rows(tmp_path)
     assert rows[0] == ["step", "epoch", "metric", "value", "wall_time"]
     assert [r[:4] for r in rows[1:]] == [["10", "1", "train/loss", "0.25"], ["", "", "val/acc", "0.5"]]
-    assert all(0 <= float(r[4]) < 60 for r in rows[1:])
+    assert [float(r[4]) for r in rows[1:]] == [2.5, 2.5]  # seconds since the logger started
     assert logger.last_values == {"train/loss": 0.25, "val/acc": 0.5}
 
 
-def test_a_resumed_logger_skips_what_the_history_holds_and_continues_its_clock(tmp_path):
+def test_a_resumed_logger_skips_what_the_history_holds_and_continues_its_clock(tmp_path, clock):
     logger = runrecord.RunRecordLogger(tmp_path, logged={("10", "lr"), ("", "val/acc")}, elapsed=100.0)
+    clock.now += 1.25
     logger.log_metrics({"lr": 0.1, "train/loss": 2.0}, step=10)
     logger.log_metrics({"val/acc": 0.75}, step=None)
     logger.log_metrics({"lr": 0.05}, step=11)
     rows = _rows(tmp_path)[1:]
     assert [r[2:4] for r in rows] == [["train/loss", "2.0"], ["lr", "0.05"]]
-    assert all(100 <= float(r[4]) < 160 for r in rows)
+    assert [float(r[4]) for r in rows] == [101.25, 101.25]
     assert logger.last_values == {"lr": 0.05, "train/loss": 2.0, "val/acc": 0.75}  # skipped rows still count
 
 

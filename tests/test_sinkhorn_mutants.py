@@ -1,0 +1,133 @@
+"""Sinkhorn attention against plain alternating row / column scaling of exp(S / eps) in float64, one matrix at a
+time in NumPy (masked entries exactly 0, columns scaled to valid queries / valid keys), for the masks the log-domain
+code has to count right: masks that differ per query, key and head, a single valid query or key, key padding in
+cross-attention, and full (B, 1, N, N) masks; and the backend's defaults against conf/attention/sinkhorn.yaml.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from qdsbench import attention
+from qdsbench.attention.sinkhorn import sinkhorn_log
+
+CONFIG = Path(__file__).resolve().parents[1] / "conf" / "attention" / "sinkhorn.yaml"
+
+
+def _scaled(scores: np.ndarray, n_iter: int, eps: float = 1.0, allowed: np.ndarray | None = None) -> np.ndarray:
+    """n_iter alternating scalings of K = exp(S / eps), rows first: each valid row to sum 1, each valid column to
+    (number of valid rows) / (number of valid columns); a row or column is valid when it keeps some entry."""
+    out = np.zeros_like(scores)
+    keep_all = np.ones(scores.shape, bool) if allowed is None else np.broadcast_to(allowed, scores.shape)
+    for index in np.ndindex(scores.shape[:-2]):
+        keep = keep_all[index]
+        rows, cols = keep.any(1), keep.any(0)
+        k = np.where(keep, np.exp(scores[index] / eps), 0.0)
+        target = rows.sum() / cols.sum()
+        for step in range(n_iter):
+            if step % 2 == 0:
+                k[rows] = k[rows] / k[rows].sum(1, keepdims=True)
+            else:
+                k[:, cols] = k[:, cols] * (target / k[:, cols].sum(0, keepdims=True))
+        out[index] = k
+    return out
+
+
+def _scores(*shape, seed=0) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def _irregular_mask() -> torch.Tensor:
+    """(2, 2, 5, 6): per batch and head a different pattern, every row and column keeping at least one entry, so
+    the number of queries seen by a key (and keys seen by a query) differs from the block's valid counts."""
+    keep = torch.rand(2, 2, 5, 6, generator=torch.Generator().manual_seed(1)) < 0.6
+    keep[..., 0, :] = False
+    keep[..., 0, 0] = True  # query 0 sees key 0 only
+    keep[..., :, 5] = False
+    keep[..., 4, 5] = True  # key 5 is seen by query 4 only
+    keep[1, 1] = torch.ones(5, 6, dtype=torch.bool).tril(1).triu()  # one head: the diagonal and the one above it
+    assert keep.any(-1).all() and keep.any(-2).all()
+    return keep
+
+
+def _single(kind: str) -> torch.Tensor:
+    """(2, 1, 5, 4) masks: batch 0 full, batch 1 a single valid query (row 2) or a single valid key (column 1)."""
+    keep = torch.ones(2, 1, 5, 4, dtype=torch.bool)
+    if kind == "one_query":
+        keep[1, :, [0, 1, 3, 4], :] = False
+    else:
+        keep[1, ..., [0, 2, 3]] = False
+    return keep
+
+
+@pytest.mark.parametrize("n_iter", [2, 3, 4, 5])
+def test_sinkhorn_with_an_irregular_mask_counts_valid_queries_and_keys_per_matrix(n_iter):
+    scores = _scores(2, 2, 5, 6, seed=n_iter)
+    keep = _irregular_mask()
+    got = sinkhorn_log(scores, n_iter, 0.7, keep)
+    np.testing.assert_allclose(got.numpy(), _scaled(scores.numpy(), n_iter, 0.7, keep.numpy()), rtol=1e-9, atol=1e-14)
+
+
+@pytest.mark.parametrize("kind", ["one_query", "one_key"])
+@pytest.mark.parametrize("n_iter", [2, 4])
+def test_sinkhorn_column_target_with_a_single_valid_query_or_key(kind, n_iter):
+    """Even n_iter ends on a column step: columns sum to valid queries / valid keys, also when one of them is 1."""
+    scores = _scores(2, 1, 5, 4, seed=10 + n_iter)
+    keep = _single(kind)
+    got = sinkhorn_log(scores, n_iter, 1.0, keep)
+    np.testing.assert_allclose(got.numpy(), _scaled(scores.numpy(), n_iter, 1.0, keep.numpy()), rtol=1e-9, atol=1e-14)
+    column_sums = got[1, 0].sum(0)
+    if kind == "one_query":  # one valid query over 4 keys: each column sums to 1 / 4
+        torch.testing.assert_close(column_sums, torch.full((4,), 0.25, dtype=got.dtype))
+    else:  # 5 valid queries on one key: that column sums to 5, the others are empty
+        torch.testing.assert_close(column_sums, torch.tensor([0.0, 5.0, 0.0, 0.0], dtype=got.dtype))
+
+
+@pytest.mark.parametrize("n_iter", [2, 3])
+def test_sinkhorn_key_padding_in_cross_attention_pads_only_the_keys(n_iter):
+    """With fewer queries than keys a (B, 1, 1, Nk) key-padding mask cannot pad the queries: every query is valid."""
+    scores = _scores(2, 2, 3, 5, seed=20 + n_iter)
+    padding = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])[:, None, None, :]
+    got = attention.create("sinkhorn", n_iter=n_iter).normalize(scores, padding)
+    np.testing.assert_allclose(got.numpy(), _scaled(scores.numpy(), n_iter, 1.0, padding.numpy()), rtol=1e-9)
+    assert (got.sum(-1) > 0.5).all()  # no query row was dropped as padding
+
+
+@pytest.mark.parametrize("n_iter", [2, 3])
+def test_sinkhorn_full_mask_is_used_as_given_not_symmetrised(n_iter):
+    """Only a key-padding mask (one row) of square self-attention is paired with its transpose; a (B, 1, N, N) mask
+    that says which key each query may see is applied as it is."""
+    scores = _scores(2, 2, 5, 5, seed=30 + n_iter)
+    keep = _irregular_mask()[:, :1, :, :5].clone()
+    keep[..., 1:, 0] = True  # every row keeps an entry
+    assert not torch.equal(keep, keep.transpose(-1, -2))
+    got = attention.create("sinkhorn", n_iter=n_iter).normalize(scores, keep)
+    np.testing.assert_allclose(got.numpy(), _scaled(scores.numpy(), n_iter, 1.0, keep.numpy()), rtol=1e-9, atol=1e-14)
+
+
+def _qkv(n=6, d=4, seed=40):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(2, 2, n, d, generator=g, dtype=torch.float64) for _ in range(3)]
+
+
+def test_sinkhorn_configured_scale_multiplies_the_scores():
+    """scale s on q k^T equals the default 1 / sqrt(d) = 1/2 on (2 s q) k^T."""
+    q, k, v = _qkv()
+    torch.testing.assert_close(
+        attention.create("sinkhorn", scale=0.9)(q, k, v), attention.create("sinkhorn")(q * 1.8, k, v)
+    )
+    scores = (q @ k.mT).numpy() * 0.9
+    want = _scaled(scores, 3) @ v.numpy()
+    np.testing.assert_allclose(attention.create("sinkhorn", scale=0.9)(q, k, v).numpy(), want, rtol=1e-9)
+
+
+def test_sinkhorn_built_without_options_is_the_config_group():
+    options = {key: value for key, value in OmegaConf.to_container(OmegaConf.load(CONFIG)).items() if key != "name"}
+    q, k, v = _qkv(seed=41)
+    default, configured = attention.create("sinkhorn"), attention.create("sinkhorn", **options)
+    torch.testing.assert_close(default(q, k, v), configured(q, k, v), rtol=0, atol=0)
+    want = _scaled((q @ k.mT).numpy() / 2, options["n_iter"], options["eps"]) @ v.numpy()
+    np.testing.assert_allclose(default(q, k, v).numpy(), want, rtol=1e-9)
