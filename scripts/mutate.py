@@ -345,14 +345,23 @@ def run_mutmut(module: str, *names: str) -> float:
     return time.monotonic() - start
 
 
+def recorded_state(module: str) -> dict | None:
+    """The saved picture of the module's last full or merged run (statuses, function hashes, run line): what a
+    --retest starts from, and what --report-only re-renders (after a --retest, ./mutants/ knows only the rerun)."""
+    path = STATE / f"{module}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def retest(module: str) -> tuple[dict[str, str], str]:
     """Rerun only what new tests or edits can change: the mutants that survived the recorded run and every mutant
     of a function whose source changed since; every other verdict is the recorded one (a killed mutant of an
     unchanged function stays killed while tests are only added). Returns the merged statuses and the run line."""
-    path = STATE / f"{module}.json"
-    if not path.is_file():
-        sys.exit(f"no recorded run of {module} to retest ({path.relative_to(REPO)}): run `make mutate MODULE={module}`")
-    recorded = json.loads(path.read_text())
+    recorded = recorded_state(module)
+    if recorded is None:
+        sys.exit(
+            f"no recorded run of {module} to retest ({STATE.relative_to(REPO)}/{module}.json): "
+            f"run `make mutate MODULE={module}`"
+        )
     old, old_hashes = recorded["statuses"], recorded["hashes"]
     shutil.rmtree(REPO / "mutants", ignore_errors=True)
     start = time.monotonic()
@@ -386,13 +395,6 @@ def save_state(module: str, statuses: dict[str, str], run: str) -> None:
     (STATE / f"{module}.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
 
 
-def recorded_statuses(module: str) -> dict[str, str] | None:
-    """The saved picture of the module's last full or merged run: after a --retest, ./mutants/ alone knows only the
-    rerun mutants, so re-rendering must start from this."""
-    path = STATE / f"{module}.json"
-    return json.loads(path.read_text())["statuses"] if path.is_file() else None
-
-
 def run_module(module: str, report_only: bool, only: list[str], again: bool = False) -> None:
     command = f"make mutate MODULE={module}" + (f" ARGS='--only {' '.join(only)}'" if only else "")
     seconds, run_line = None, None
@@ -402,8 +404,8 @@ def run_module(module: str, report_only: bool, only: list[str], again: bool = Fa
         if not report_only:
             shutil.rmtree(REPO / "mutants", ignore_errors=True)  # per-module config: never reuse another run's cache
             seconds = run_mutmut(module, *only)
-        statuses = recorded_statuses(module) if report_only and not only else None
-        statuses = statuses or read_statuses(module)
+        recorded = recorded_state(module) if report_only and not only else None
+        statuses = recorded["statuses"] if recorded else read_statuses(module)
     diffs = mutant_diffs({k for k, s in statuses.items() if s not in KILLED | UNRUN})
     text = section(module, statuses, diffs, command, seconds, run_line)
     write_section(module, text)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from attention_reference import normsoftmax_reference, sinkhorn_reference, softmax_over_allowed
 
 from qdsbench import attention
 from qdsbench.attention.delta import MODES, dense_rows, pair_counts, split_points
@@ -315,17 +316,6 @@ def test_code_defaults_equal_the_config_group(path):
     assert checked or not config, f"{path.name}: no option compared"
 
 
-def _softmax_over_allowed(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Row by row: softmax over the allowed keys, 0 elsewhere; a row with no allowed key is all 0."""
-    out = np.zeros_like(scores)
-    for index in np.ndindex(scores.shape[:-1]):
-        keep = allowed[index]
-        if keep.any():
-            e = np.exp(scores[index][keep] - scores[index][keep].max())
-            out[index][keep] = e / e.sum()
-    return out
-
-
 @pytest.mark.parametrize("causal", [False, True])
 def test_sdpa_attention_matrix_is_the_softmax_its_fused_kernel_applies(causal):
     q, k, v = _qkv(n=7, d=4, seed=8)
@@ -339,10 +329,10 @@ def test_sdpa_attention_matrix_is_the_softmax_its_fused_kernel_applies(causal):
             allowed &= np.tril(np.ones((7, 7), dtype=bool))
         scores = (q @ k.mT).numpy() / 2  # 1 / sqrt(d)
         p = backend.attention_matrix(q, k, mask)
-        np.testing.assert_allclose(p.numpy(), _softmax_over_allowed(scores, allowed), rtol=1e-10, atol=1e-15)
+        np.testing.assert_allclose(p.numpy(), softmax_over_allowed(scores, allowed), rtol=1e-10, atol=1e-15)
         torch.testing.assert_close(p @ v, backend(q, k, v, mask))
     scaled = attention.create("sdpa", scale=0.3)
-    want = _softmax_over_allowed((q @ k.mT).numpy() * 0.3, np.ones((2, 2, 7, 7), dtype=bool))
+    want = softmax_over_allowed((q @ k.mT).numpy() * 0.3, np.ones((2, 2, 7, 7), dtype=bool))
     np.testing.assert_allclose(scaled.attention_matrix(q, k).numpy(), want, rtol=1e-10)
 
 
@@ -351,7 +341,7 @@ def test_sdpa_causal_prefill_continues_the_cache_when_queries_are_fewer_than_key
     backend = attention.create("sdpa", causal=True)
     q_last = q[..., -2:, :]  # the last two queries of a prefill see every key up to their own position
     allowed = np.tril(np.ones((6, 6), dtype=bool))[-2:]
-    want = _softmax_over_allowed((q_last @ k.mT).numpy() / 2, np.broadcast_to(allowed, (2, 2, 2, 6)))
+    want = softmax_over_allowed((q_last @ k.mT).numpy() / 2, np.broadcast_to(allowed, (2, 2, 2, 6)))
     np.testing.assert_allclose(backend.attention_matrix(q_last, k).numpy(), want, rtol=1e-10, atol=1e-15)
     torch.testing.assert_close(backend(q_last, k, v), torch.from_numpy(want) @ v)
 
@@ -370,7 +360,7 @@ def test_sink_window_matrix_and_output_equal_the_pattern_written_out(window, sin
         allowed = np.broadcast_to(pattern, (2, 2, n, n)).copy()
         if mask is not None:
             allowed &= mask.numpy()[:, None, None, :]
-        want = _softmax_over_allowed((q @ k.mT).numpy() / 2, allowed)
+        want = softmax_over_allowed((q @ k.mT).numpy() / 2, allowed)
         np.testing.assert_allclose(backend.attention_matrix(q, k, mask).numpy(), want, rtol=1e-10, atol=1e-15)
         np.testing.assert_allclose(backend(q, k, v, mask).numpy(), want @ v.numpy(), rtol=1e-9, atol=1e-12)
 
@@ -467,7 +457,7 @@ def test_delta_dense_rows_are_exact_causal_attention_of_the_chosen_queries():
     positions = torch.tensor([0, 3, 8, 5])
     got = dense_rows(q[..., positions, :], k, v, positions, scale=0.5)
     allowed = np.array([[j <= p for j in range(9)] for p in positions.tolist()])
-    want = _softmax_over_allowed((q[..., positions, :] @ k.mT).numpy() * 0.5, np.broadcast_to(allowed, (2, 2, 4, 9)))
+    want = softmax_over_allowed((q[..., positions, :] @ k.mT).numpy() * 0.5, np.broadcast_to(allowed, (2, 2, 4, 9)))
     np.testing.assert_allclose(got.numpy(), want @ v.numpy(), rtol=1e-10, atol=1e-12)
 
 
@@ -499,7 +489,7 @@ def test_delta_accepts_the_smallest_valid_settings_and_keeps_them():
     )
     q, k, v = _qkv(n=5, d=4, seed=13)
     # gamma = 1: every query is an anchor, recomputed exactly: full causal attention
-    want = _softmax_over_allowed((q @ k.mT).numpy() / 2, np.broadcast_to(np.tril(np.ones((5, 5), bool)), (2, 2, 5, 5)))
+    want = softmax_over_allowed((q @ k.mT).numpy() / 2, np.broadcast_to(np.tril(np.ones((5, 5), bool)), (2, 2, 5, 5)))
     np.testing.assert_allclose(backend(q, k, v).numpy(), want @ v.numpy(), rtol=1e-10, atol=1e-12)
 
 
@@ -719,25 +709,6 @@ def test_the_smallest_valid_settings_are_accepted():
     attention.create("sink_window", window=1, sinks=0)
 
 
-def _sinkhorn_reference(scores, n_iter, eps=1.0, allowed=None):
-    """Alternate row and column scaling of K = exp(S / eps) on the allowed block, n_iter scalings in all, rows to
-    1 and columns to (valid queries / valid keys), in plain float64 division; not-allowed entries and rows 0."""
-    out = np.zeros_like(scores)
-    for index in np.ndindex(scores.shape[:-2]):
-        s = scores[index]
-        keep = np.ones(s.shape, dtype=bool) if allowed is None else np.broadcast_to(allowed, scores.shape)[index]
-        rows, cols = keep.any(1), keep.any(0)
-        k = np.where(keep, np.exp((s - s[keep].max()) / eps), 0.0)
-        col_target = rows.sum() / max(cols.sum(), 1)
-        for step in range(n_iter):
-            if step % 2 == 0:
-                k[rows] /= k[rows].sum(1, keepdims=True)
-            else:
-                k[:, cols] *= col_target / k[:, cols].sum(0, keepdims=True)
-        out[index] = k
-    return out
-
-
 @pytest.mark.parametrize("n_iter", [1, 2, 3, 4, 7])
 @pytest.mark.parametrize("shape,eps", [((2, 2, 5, 5), 1.0), ((2, 6, 4), 0.5), ((3, 4, 7), 2.0)])
 def test_sinkhorn_equals_plain_alternating_scaling(n_iter, shape, eps):
@@ -746,7 +717,7 @@ def test_sinkhorn_equals_plain_alternating_scaling(n_iter, shape, eps):
     g = torch.Generator().manual_seed(n_iter)
     scores = torch.randn(*shape, generator=g, dtype=torch.float64)
     got = sinkhorn_log(scores, n_iter, eps)
-    np.testing.assert_allclose(got.numpy(), _sinkhorn_reference(scores.numpy(), n_iter, eps), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(got.numpy(), sinkhorn_reference(scores.numpy(), n_iter, eps), rtol=1e-10, atol=1e-14)
 
 
 @pytest.mark.parametrize("n_iter", [1, 2, 3, 6])
@@ -759,7 +730,7 @@ def test_sinkhorn_with_a_mask_scales_only_the_valid_block(n_iter):
     allowed[0, ..., 3:] = False  # batch 0: 3 valid keys, every query valid (target col sum 6 / 3)
     allowed[1, ..., 4:, :] = False  # batch 1: 4 valid queries, every key (target 4 / 5); rows 4, 5 stay 0
     got = sinkhorn_log(scores, n_iter, 1.0, allowed)
-    want = _sinkhorn_reference(scores.numpy(), n_iter, 1.0, allowed.numpy())
+    want = sinkhorn_reference(scores.numpy(), n_iter, 1.0, allowed.numpy())
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-14)
     # the backend treats a key-padding mask of square self-attention as padding the queries too
     square = torch.randn(2, 1, 5, 5, generator=g, dtype=torch.float64)
@@ -768,26 +739,10 @@ def test_sinkhorn_with_a_mask_scales_only_the_valid_block(n_iter):
     backend = attention.create("sinkhorn", n_iter=n_iter)
     np.testing.assert_allclose(
         backend.normalize(square, padding).numpy(),
-        _sinkhorn_reference(square.numpy(), n_iter, 1.0, pair.numpy()),
+        sinkhorn_reference(square.numpy(), n_iter, 1.0, pair.numpy()),
         rtol=1e-10,
         atol=1e-14,
     )
-
-
-def _normsoftmax_reference(scores, statistic, cap, eps=1e-6, allowed=None):
-    out = np.zeros_like(scores)
-    for index in np.ndindex(scores.shape[:-1]):
-        row = scores[index]
-        keep = np.ones(row.shape, dtype=bool) if allowed is None else np.broadcast_to(allowed, scores.shape)[index]
-        if not keep.any():
-            continue
-        values = row[keep]
-        var = values.var(ddof=1) if len(values) > 1 else 0.0
-        spread = var if statistic == "var" else math.sqrt(var)
-        t = min(max(spread, eps), cap)
-        e = np.exp(values / t - (values / t).max())
-        out[index][keep] = e / e.sum()
-    return out
 
 
 @pytest.mark.parametrize("statistic", ["var", "std"])
@@ -798,26 +753,26 @@ def test_normsoftmax_equals_its_definition_with_masks_caps_and_single_keys(stati
     backend = attention.create(name)  # scale 1: S = q k^T unscaled; cap sqrt(d) = 3
     scores = (q @ k.mT).numpy()
     np.testing.assert_allclose(
-        backend.attention_matrix(q, k).numpy(), _normsoftmax_reference(scores, statistic, 3.0), rtol=1e-10
+        backend.attention_matrix(q, k).numpy(), normsoftmax_reference(scores, statistic, 3.0), rtol=1e-10
     )
     padding = torch.tensor([[True] * 6, [True] + [False] * 5])  # batch 1: a single valid key
     allowed = padding.numpy()[:, None, None, :]
     np.testing.assert_allclose(
         backend.attention_matrix(q, k, padding).numpy(),
-        _normsoftmax_reference(scores, statistic, 3.0, allowed=allowed),
+        normsoftmax_reference(scores, statistic, 3.0, allowed=allowed),
         rtol=1e-10,
         atol=1e-15,
     )
     capped = attention.create(name, max_temperature=0.7)
     np.testing.assert_allclose(
-        capped.attention_matrix(q, k).numpy(), _normsoftmax_reference(scores, statistic, 0.7), rtol=1e-10
+        capped.attention_matrix(q, k).numpy(), normsoftmax_reference(scores, statistic, 0.7), rtol=1e-10
     )
     alone = torch.randn(1, 1, 3, 1, generator=g, dtype=torch.float64)  # one key, no mask: its weight is 1
     assert torch.equal(backend.normalize(alone), torch.ones_like(alone))
     # normalize on its own (no head dim seen yet) caps at sqrt(N keys)
     fresh = attention.create(name)
     raw = torch.from_numpy(scores)
-    np.testing.assert_allclose(fresh.normalize(raw).numpy(), _normsoftmax_reference(scores, statistic, 6**0.5))
+    np.testing.assert_allclose(fresh.normalize(raw).numpy(), normsoftmax_reference(scores, statistic, 6**0.5))
 
 
 @pytest.mark.parametrize("name", ["softmax", "normsoftmax_var", "sdpa"])
@@ -941,6 +896,6 @@ def test_block_kernel_is_exact_for_any_grouping_and_block(chunk_bytes, block):
         allowed = np.broadcast_to(pattern, (2, 2, n, n)).copy()
         if mask is not None:
             allowed &= mask.numpy()[:, None, None, :]
-        want = _softmax_over_allowed((q @ k.mT).numpy() * 0.7, allowed) @ v.numpy()
+        want = softmax_over_allowed((q @ k.mT).numpy() * 0.7, allowed) @ v.numpy()
         got = block_sparse_sink_window(q, k, v, window, sinks, 0.7, block=block, chunk_bytes=chunk_bytes, key_mask=mask)
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-9, atol=1e-12)

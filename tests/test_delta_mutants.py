@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from attention_reference import softmax_over_allowed
 from omegaconf import OmegaConf
 
 from qdsbench import attention
@@ -16,19 +17,14 @@ from qdsbench.attention.delta import dense_rows, pair_counts
 CONFIG = Path(__file__).resolve().parents[1] / "conf" / "attention" / "delta.yaml"
 
 
-def _softmax_rows(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    weights = np.where(allowed, np.exp(scores - np.where(allowed, scores, -np.inf).max(-1, keepdims=True)), 0.0)
-    return weights / weights.sum(-1, keepdims=True)
-
-
 def _delta_reference(q, k, v, window, sinks, gamma, tail_min, scale):
     """The paper's Eqs. 6-7 with the dense tail (App. C), written out with explicit masks."""
     n = q.shape[-2]
     i, j = np.arange(n)[:, None], np.arange(n)[None, :]
     causal = j <= i
     scores = q @ k.swapaxes(-1, -2) * scale
-    sparse = _softmax_rows(scores, causal & ((i - j < window) | (j < sinks))) @ v
-    dense = _softmax_rows(scores, causal) @ v
+    sparse = softmax_over_allowed(scores, np.broadcast_to(causal & ((i - j < window) | (j < sinks)), scores.shape)) @ v
+    dense = softmax_over_allowed(scores, np.broadcast_to(causal, scores.shape)) @ v
     s_p = n - min(n, n % gamma + max(tail_min, gamma))
     out = dense.copy()  # the tail (queries s_p..N-1) is dense
     for t in range(s_p):

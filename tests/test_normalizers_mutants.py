@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from attention_reference import normsoftmax_reference
 
 from qdsbench import attention
 from qdsbench.attention.sigmoid import SigmoidAttention
@@ -16,21 +17,6 @@ from qdsbench.attention.sigmoid import SigmoidAttention
 
 def _randn(*shape, seed=0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-
-
-def _softmax(x):
-    e = np.exp(x - x.max())
-    return e / e.sum()
-
-
-def _normsoftmax_row(row, keep, statistic, cap, eps=1e-6):
-    """softmax(s / clamp(spread, eps, cap)) over the kept keys; spread = unbiased var or std, 0 for one key."""
-    values = row[keep]
-    var = values.var(ddof=1) if len(values) > 1 else 0.0
-    t = min(max(var if statistic == "var" else math.sqrt(var), eps), cap)
-    out = np.zeros_like(row)
-    out[keep] = _softmax(values / t)
-    return out
 
 
 @pytest.mark.parametrize("name", ["softmax", "normsoftmax_std", "normsoftmax_var"])
@@ -48,12 +34,12 @@ def test_normsoftmax_spread_of_two_keys_is_unbiased_with_and_without_a_mask(stat
     """Two (valid) keys are the smallest case where the unbiased divisor count - 1 differs from count and from 2."""
     backend = attention.create(f"normsoftmax_{statistic}", max_temperature=100.0)  # the cap never binds here
     two = 3 * _randn(1, 2, 4, 2, seed=2)
-    want = np.array([[_normsoftmax_row(r, np.ones(2, bool), statistic, 100.0) for r in h] for h in two[0].numpy()])
+    want = normsoftmax_reference(two[0].numpy(), statistic, 100.0)
     np.testing.assert_allclose(backend.normalize(two)[0].numpy(), want, rtol=1e-12)
     scores = 3 * _randn(1, 1, 4, 5, seed=3)
     keep = np.array([True, False, True, False, False])  # two valid keys out of five
     mask = torch.from_numpy(keep)[None, None, None, :]
-    want = np.array([_normsoftmax_row(r, keep, statistic, 100.0) for r in scores[0, 0].numpy()])
+    want = normsoftmax_reference(scores[0, 0].numpy(), statistic, 100.0, allowed=keep)
     np.testing.assert_allclose(backend.normalize(scores, mask)[0, 0].numpy(), want, rtol=1e-12)
 
 
@@ -61,7 +47,7 @@ def test_normsoftmax_spread_of_two_keys_is_unbiased_with_and_without_a_mask(stat
 def test_normsoftmax_on_its_own_caps_at_sqrt_of_the_key_count_when_queries_and_keys_differ(statistic):
     scores = 10 * _randn(1, 1, 3, 9, seed=4)  # spread far above any cap: the cap sqrt(9 keys) = 3 binds
     got = attention.create(f"normsoftmax_{statistic}").normalize(scores)
-    want = np.array([_normsoftmax_row(r, np.ones(9, bool), statistic, 3.0) for r in scores[0, 0].numpy()])
+    want = normsoftmax_reference(scores[0, 0].numpy(), statistic, 3.0)
     np.testing.assert_allclose(got[0, 0].numpy(), want, rtol=1e-10)
 
 

@@ -9,31 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from attention_reference import sinkhorn_reference
 from omegaconf import OmegaConf
 
 from qdsbench import attention
 from qdsbench.attention.sinkhorn import sinkhorn_log
 
 CONFIG = Path(__file__).resolve().parents[1] / "conf" / "attention" / "sinkhorn.yaml"
-
-
-def _scaled(scores: np.ndarray, n_iter: int, eps: float = 1.0, allowed: np.ndarray | None = None) -> np.ndarray:
-    """n_iter alternating scalings of K = exp(S / eps), rows first: each valid row to sum 1, each valid column to
-    (number of valid rows) / (number of valid columns); a row or column is valid when it keeps some entry."""
-    out = np.zeros_like(scores)
-    keep_all = np.ones(scores.shape, bool) if allowed is None else np.broadcast_to(allowed, scores.shape)
-    for index in np.ndindex(scores.shape[:-2]):
-        keep = keep_all[index]
-        rows, cols = keep.any(1), keep.any(0)
-        k = np.where(keep, np.exp(scores[index] / eps), 0.0)
-        target = rows.sum() / cols.sum()
-        for step in range(n_iter):
-            if step % 2 == 0:
-                k[rows] = k[rows] / k[rows].sum(1, keepdims=True)
-            else:
-                k[:, cols] = k[:, cols] * (target / k[:, cols].sum(0, keepdims=True))
-        out[index] = k
-    return out
 
 
 def _scores(*shape, seed=0) -> torch.Tensor:
@@ -68,7 +50,9 @@ def test_sinkhorn_with_an_irregular_mask_counts_valid_queries_and_keys_per_matri
     scores = _scores(2, 2, 5, 6, seed=n_iter)
     keep = _irregular_mask()
     got = sinkhorn_log(scores, n_iter, 0.7, keep)
-    np.testing.assert_allclose(got.numpy(), _scaled(scores.numpy(), n_iter, 0.7, keep.numpy()), rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(
+        got.numpy(), sinkhorn_reference(scores.numpy(), n_iter, 0.7, keep.numpy()), rtol=1e-9, atol=1e-14
+    )
 
 
 @pytest.mark.parametrize("kind", ["one_query", "one_key"])
@@ -78,7 +62,9 @@ def test_sinkhorn_column_target_with_a_single_valid_query_or_key(kind, n_iter):
     scores = _scores(2, 1, 5, 4, seed=10 + n_iter)
     keep = _single(kind)
     got = sinkhorn_log(scores, n_iter, 1.0, keep)
-    np.testing.assert_allclose(got.numpy(), _scaled(scores.numpy(), n_iter, 1.0, keep.numpy()), rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(
+        got.numpy(), sinkhorn_reference(scores.numpy(), n_iter, 1.0, keep.numpy()), rtol=1e-9, atol=1e-14
+    )
     column_sums = got[1, 0].sum(0)
     if kind == "one_query":  # one valid query over 4 keys: each column sums to 1 / 4
         torch.testing.assert_close(column_sums, torch.full((4,), 0.25, dtype=got.dtype))
@@ -92,7 +78,7 @@ def test_sinkhorn_key_padding_in_cross_attention_pads_only_the_keys(n_iter):
     scores = _scores(2, 2, 3, 5, seed=20 + n_iter)
     padding = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])[:, None, None, :]
     got = attention.create("sinkhorn", n_iter=n_iter).normalize(scores, padding)
-    np.testing.assert_allclose(got.numpy(), _scaled(scores.numpy(), n_iter, 1.0, padding.numpy()), rtol=1e-9)
+    np.testing.assert_allclose(got.numpy(), sinkhorn_reference(scores.numpy(), n_iter, 1.0, padding.numpy()), rtol=1e-9)
     assert (got.sum(-1) > 0.5).all()  # no query row was dropped as padding
 
 
@@ -105,7 +91,9 @@ def test_sinkhorn_full_mask_is_used_as_given_not_symmetrised(n_iter):
     keep[..., 1:, 0] = True  # every row keeps an entry
     assert not torch.equal(keep, keep.transpose(-1, -2))
     got = attention.create("sinkhorn", n_iter=n_iter).normalize(scores, keep)
-    np.testing.assert_allclose(got.numpy(), _scaled(scores.numpy(), n_iter, 1.0, keep.numpy()), rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(
+        got.numpy(), sinkhorn_reference(scores.numpy(), n_iter, 1.0, keep.numpy()), rtol=1e-9, atol=1e-14
+    )
 
 
 def _qkv(n=6, d=4, seed=40):
@@ -120,7 +108,7 @@ def test_sinkhorn_configured_scale_multiplies_the_scores():
         attention.create("sinkhorn", scale=0.9)(q, k, v), attention.create("sinkhorn")(q * 1.8, k, v)
     )
     scores = (q @ k.mT).numpy() * 0.9
-    want = _scaled(scores, 3) @ v.numpy()
+    want = sinkhorn_reference(scores, 3) @ v.numpy()
     np.testing.assert_allclose(attention.create("sinkhorn", scale=0.9)(q, k, v).numpy(), want, rtol=1e-9)
 
 
@@ -129,5 +117,5 @@ def test_sinkhorn_built_without_options_is_the_config_group():
     q, k, v = _qkv(seed=41)
     default, configured = attention.create("sinkhorn"), attention.create("sinkhorn", **options)
     torch.testing.assert_close(default(q, k, v), configured(q, k, v), rtol=0, atol=0)
-    want = _scaled((q @ k.mT).numpy() / 2, options["n_iter"], options["eps"]) @ v.numpy()
+    want = sinkhorn_reference((q @ k.mT).numpy() / 2, options["n_iter"], options["eps"]) @ v.numpy()
     np.testing.assert_allclose(default(q, k, v).numpy(), want, rtol=1e-9)
