@@ -51,6 +51,23 @@ def test_normsoftmax_on_its_own_caps_at_sqrt_of_the_key_count_when_queries_and_k
     np.testing.assert_allclose(got[0, 0].numpy(), want, rtol=1e-10)
 
 
+@pytest.mark.parametrize("statistic", ["var", "std"])
+def test_normsoftmax_in_float16_gives_uniform_weights_to_a_row_of_equal_scores_or_one_valid_key(statistic):
+    """Zero spread sets the temperature to eps = 1e-6; an unshifted score of 3 / 1e-6 overflows float16 to inf and
+    the softmax to NaN. The row's weights are uniform over its valid keys whatever the temperature."""
+    backend = attention.create(f"normsoftmax_{statistic}")
+    equal = torch.full((1, 1, 2, 4), 3.0, dtype=torch.float16)
+    torch.testing.assert_close(backend.normalize(equal), torch.full_like(equal, 0.25))
+    scores = torch.tensor([[[[3.0, -2.0, 5.0, 1.0]]]], dtype=torch.float16)
+    one_key = torch.tensor([False, False, True, False])[None, None, None, :]
+    got = backend.normalize(scores, one_key)
+    torch.testing.assert_close(got, one_key.to(torch.float16).expand_as(scores))
+    # and a generic float16 row agrees with the float64 computation to float16's precision
+    generic = 3 * _randn(1, 2, 5, 6, seed=9)
+    want = backend.normalize(generic)
+    torch.testing.assert_close(backend.normalize(generic.half()).double(), want, atol=2e-3, rtol=1e-2)
+
+
 def _sigmoid(x):
     return 1 / (1 + np.exp(-x))
 

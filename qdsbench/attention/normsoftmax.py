@@ -45,7 +45,10 @@ class _NormSoftmax(MatrixAttention):
             var = (((scores - mean) * valid) ** 2).sum(-1, keepdim=True) / (count - 1).clamp_min(1)
             spread = var if self.statistic == "var" else var.sqrt()
         temperature = torch.clamp(spread, min=self.eps, max=cap)
-        probs = torch.softmax(masked_fill_scores(scores / temperature, mask), dim=-1)
+        # shift by the row's largest valid score first: softmax is unchanged, but a zero-spread row (equal scores,
+        # one key) divided by eps would overflow float16 to inf and give NaN; shifted, its entries are 0, so uniform
+        top = masked_fill_scores(scores, mask).amax(dim=-1, keepdim=True).detach()
+        probs = torch.softmax(masked_fill_scores((scores - top) / temperature, mask), dim=-1)
         return probs if mask is None else torch.nan_to_num(probs, nan=0.0)
 
     def flops(self, n, d):
