@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.install.stamp
+BENCH_VENV := .venv-bench
 # qdsbench[pretrained] (transformers and the packages only it needs), kept out of site-packages: see pyproject.toml
 PRETRAINED := transformers==5.23.0 tokenizers==0.23.3 gguf==0.19.0 regex==2026.11.19
 export OMP_WAIT_POLICY ?= PASSIVE
@@ -48,8 +49,8 @@ test-gpu: install ## the CUDA paths against the CPU (tests/test_gpu.py; skipped 
 	$(PY) -m pytest -m gpu -q $(ARGS)
 
 MODULE ?=
-mutate: install ## mutation testing (mutmut, one worker) of MODULE=orthotrans|runrecord|... (all when empty) -> results/quality/mutation.md; not in CI
-	$(PY) scripts/mutate.py $(MODULE) $(ARGS)
+mutate: $(BENCH_VENV)/.stamp ## mutation testing (mutmut, one worker) of MODULE=orthotrans|runrecord|... (all when empty) -> results/quality/mutation.md; not in CI (.venv-bench: quantum's peer tests need PennyLane and torchquantum-ng)
+	$(BENCH_VENV)/bin/python scripts/mutate.py $(MODULE) $(ARGS)
 
 LINT_PATHS := qdsbench tests scripts
 lint: install ## ruff check (imports, pyupgrade, bugbear) and ruff format --check: what CI and pre-commit enforce
@@ -81,7 +82,6 @@ reproduce-olinear: install data-link ## OLinear / DLinear / iTransformer campaig
 reproduce-monarch: install data-mnist ## train the 197-token softmax ViT, then the zero-shot conversion grid -> results/monarch/
 	$(PY) scripts/monarch_grid.py logs/monarch/vit_long --max-samples 1000 --train
 
-BENCH_VENV := .venv-bench
 $(BENCH_VENV)/.stamp: $(STAMP)
 	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	@echo "$(abspath $(VENV))/lib/python3.11/site-packages" > $(BENCH_VENV)/lib/python3.11/site-packages/_main_venv.pth

@@ -68,6 +68,20 @@ def test_normsoftmax_in_float16_gives_uniform_weights_to_a_row_of_equal_scores_o
     torch.testing.assert_close(backend.normalize(generic.half()).double(), want, atol=2e-3, rtol=1e-2)
 
 
+@pytest.mark.parametrize("statistic", ["var", "std"])
+def test_normsoftmax_gradients_are_finite_and_exact_when_a_row_has_one_key_or_equal_scores(statistic):
+    """Query 0 of a causal mask sees one key: its spread is 0, and sqrt's derivative there is infinite; the row's
+    weight is 1 whatever the temperature, so its true gradient through the temperature is 0, not NaN."""
+    backend = attention.create(f"normsoftmax_{statistic}", causal=True)
+    q, k, v = (_randn(1, 2, 5, 3, seed=s).requires_grad_() for s in (10, 11, 12))
+    torch.autograd.gradcheck(backend, (q, k, v))
+    equal = torch.zeros(1, 1, 3, 4, dtype=torch.float64, requires_grad=True)  # every row: equal scores
+    mask = torch.tensor([True, True, False, True])[None, None, None, :]
+    for m in (None, mask):
+        (grad,) = torch.autograd.grad((backend.normalize(equal, m) * _randn(1, 1, 3, 4, seed=13)).sum(), equal)
+        assert torch.isfinite(grad).all()
+
+
 def _sigmoid(x):
     return 1 / (1 + np.exp(-x))
 

@@ -13,6 +13,13 @@ from qdsbench.attention.base import MatrixAttention, dense_attention_flops, mask
 from qdsbench.attention.registry import register
 
 
+def _sqrt_with_zero_gradient_at_zero(var: torch.Tensor) -> torch.Tensor:
+    """sqrt(var), but a zero-spread row (one valid key, as query 0 of a causal mask has, or equal scores) gets a zero
+    gradient instead of sqrt's 0 * inf = NaN; its temperature is the floor eps either way."""
+    positive = var > 0
+    return torch.where(positive, torch.where(positive, var, torch.ones_like(var)).sqrt(), torch.zeros_like(var))
+
+
 class _NormSoftmax(MatrixAttention):
     statistic = "std"
 
@@ -33,17 +40,13 @@ class _NormSoftmax(MatrixAttention):
             # one key: the masked path's divisor max(count - 1, 1) gives spread 0 (not torch's NaN); as there, only
             # the floor eps is left and the single key gets weight 1
             correction = 1 if scores.shape[-1] > 1 else 0
-            spread = (
-                scores.var(dim=-1, keepdim=True, correction=correction)
-                if self.statistic == "var"
-                else scores.std(dim=-1, keepdim=True, correction=correction)
-            )
+            var = scores.var(dim=-1, keepdim=True, correction=correction)
         else:
             valid = mask.expand_as(scores).to(scores.dtype)
             count = valid.sum(-1, keepdim=True)
             mean = (scores * valid).sum(-1, keepdim=True) / count.clamp_min(1)
             var = (((scores - mean) * valid) ** 2).sum(-1, keepdim=True) / (count - 1).clamp_min(1)
-            spread = var if self.statistic == "var" else var.sqrt()
+        spread = var if self.statistic == "var" else _sqrt_with_zero_gradient_at_zero(var)
         temperature = torch.clamp(spread, min=self.eps, max=cap)
         # shift by the row's largest valid score first: softmax is unchanged, but a zero-spread row (equal scores,
         # one key) divided by eps would overflow float16 to inf and give NaN; shifted, its entries are 0, so uniform
