@@ -100,6 +100,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
             "tests/test_attention_mutants.py",
             "tests/test_base_sdpa_mutants.py",
             "tests/test_delta_mutants.py",
+            "tests/test_diagnostics_mutants.py",
             "tests/test_monarch_mutants.py",
             "tests/test_normalizers_mutants.py",
             "tests/test_qontot_mutants.py",

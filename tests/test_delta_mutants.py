@@ -1,12 +1,14 @@
 """Delta attention (Willette et al. 2025, /work/shared/papers/delta_attention.md): the sparse sink + window output
 plus, for every query of a block of gamma, the anchor's (dense - sparse) correction, the last N mod gamma +
 max(tail_min, gamma) queries dense; here with the defaults of conf/attention/delta.yaml against a NumPy brute force
-of that formula, counts as integers, and indices that follow the tensors to their device.
+of that formula, counts as integers, indices that follow the tensors to their device, and tail_only's dense tail
+(sparse rows, then exact rows) down to a tail of a single query.
 """
 
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from attention_reference import softmax_over_allowed
 from omegaconf import OmegaConf
@@ -76,3 +78,23 @@ def test_delta_runs_on_the_device_of_its_inputs():
     for mode in ("recompute", "delta", "tail_only"):
         out = attention.create("delta", window=8, sinks=2, gamma=4, tail_min=8, mode=mode)(q, k, v)
         assert out.device.type == "meta" and out.shape == (1, 2, 40, 4), mode
+
+
+@pytest.mark.parametrize("gamma,tail_min,tail_rows", [(1, 0, 1), (1, 1, 1), (3, 4, 6)])
+def test_tail_only_is_sparse_with_exactly_the_last_n_mod_gamma_plus_max_tail_min_gamma_rows_dense(
+    gamma, tail_min, tail_rows
+):
+    """tail_only = the sink + window output with the last N mod gamma + max(tail_min, gamma) queries exact; with
+    gamma = 1 and tail_min <= 1 that tail is the last query alone, which must still be made exact (a one-row tail is
+    no reason to return the sparse output)."""
+    n, window, sinks = 20, 3, 1
+    assert n % gamma + max(tail_min, gamma) == tail_rows
+    g = torch.Generator().manual_seed(7)
+    q, k, v = (torch.randn(2, 2, n, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    backend = attention.create("delta", window=window, sinks=sinks, gamma=gamma, tail_min=tail_min, mode="tail_only")
+    i, j = np.arange(n)[:, None], np.arange(n)[None, :]
+    scores = q.numpy() @ k.numpy().swapaxes(-1, -2) * 0.5
+    sparse_pairs = (j <= i) & ((i - j < window) | (j < sinks))
+    allowed = np.where(i >= n - tail_rows, j <= i, sparse_pairs)  # rows of the tail see every earlier key
+    want = softmax_over_allowed(scores, np.broadcast_to(allowed, scores.shape)) @ v.numpy()
+    np.testing.assert_allclose(backend(q, k, v).numpy(), want, rtol=1e-9, atol=1e-12)
