@@ -17,6 +17,7 @@ from conftest import compose_config
 from omegaconf import OmegaConf
 
 from qdsbench import attention
+from qdsbench.attention.flex import flex_sink_window as FLEX_SINK_WINDOW
 
 DEVICE = os.environ.get("QDSBENCH_TEST_DEVICE", "cuda")
 pytestmark = [
@@ -81,6 +82,26 @@ def test_sink_window_on_the_device_equals_the_dense_reference():
     out = backend(q.to(DEVICE), k.to(DEVICE), v.to(DEVICE)).cpu()
     i, j = torch.arange(300)[:, None], torch.arange(300)[None, :]
     allowed = (j <= i) & ((i - j < 32) | (j < 4))
+    reference = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+    assert torch.allclose(out, reference, atol=1e-4)
+
+
+def test_flex_sink_window_prefill_on_the_device_equals_the_dense_reference(monkeypatch):
+    """From FLEX_MIN_N tokens a gradient-free float32 prefill runs FlexAttention (compiled on CUDA): the call is
+    spied on, so the test fails if the block kernel answered instead."""
+    from qdsbench.attention import flex, sink_window
+
+    calls = []
+    monkeypatch.setattr(flex, "flex_sink_window", lambda *a: calls.append(1) or FLEX_SINK_WINDOW(*a))
+    n, window, sinks = sink_window.FLEX_MIN_N, 128, 4
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 2, n, 16) for _ in range(3))
+    backend = attention.create("sink_window", window=window, sinks=sinks, causal=True).to(DEVICE)
+    with torch.no_grad():
+        out = backend(q.to(DEVICE), k.to(DEVICE), v.to(DEVICE)).cpu()
+    assert calls == [1]
+    i, j = torch.arange(n)[:, None], torch.arange(n)[None, :]
+    allowed = (j <= i) & ((i - j < window) | (j < sinks))
     reference = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
     assert torch.allclose(out, reference, atol=1e-4)
 
