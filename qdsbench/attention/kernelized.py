@@ -48,17 +48,21 @@ class PerformerAttention(_NonCausal):
             raise ValueError(f"performer num_features={num_features} must be >= 1")
         self.num_features, self.redraw, self.seed = num_features, redraw, seed
 
-    def features(self, x: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
-        projection = x @ omega.T
-        stabiliser = projection.amax(dim=(-1, -2), keepdim=True).detach()
-        return torch.exp(projection - x.square().sum(-1, keepdim=True) / 2 - stabiliser) / math.sqrt(self.num_features)
+    def features(self, x: torch.Tensor, omega: torch.Tensor, query: bool = False) -> torch.Tensor:
+        """exp(w^T x - |x|^2 / 2) / sqrt(r) times a constant that cancels in the ratio out = phi(q) S / phi(q) z: one
+        per query row, one per (batch, head) for the keys, each the largest exponent it covers, so the largest
+        feature is 1/sqrt(r) and the normaliser stays far above its guard (one constant for all queries left it
+        below 1e-6 on every row of N(0, 1) inputs with d = 64, shrinking the output towards 0)."""
+        exponent = x @ omega.T - x.square().sum(-1, keepdim=True) / 2
+        stabiliser = exponent.amax(dim=-1 if query else (-1, -2), keepdim=True).detach()
+        return torch.exp(exponent - stabiliser) / math.sqrt(self.num_features)
 
     def attend(self, q, k, v):
         d = q.shape[-1]
         generator = None if self.redraw else torch.Generator().manual_seed(self.seed)
         omega = torch.randn(self.num_features, d, generator=generator).to(q)
         pre = math.sqrt(self.scale_for(q))  # d^-1/4 on each side: q.k scaled by 1/sqrt(d)
-        return _linear_attention(self.features(q * pre, omega), self.features(k * pre, omega), v)
+        return _linear_attention(self.features(q * pre, omega, query=True), self.features(k * pre, omega), v)
 
 
 @register("linear")

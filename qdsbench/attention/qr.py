@@ -58,7 +58,7 @@ class SquaredQ(torch.autograd.Function):
         a, q = ctx.saved_tensors
         # dS = dQ R + Q dR gives Q^T dS R^-1 = Omega + dR R^-1 with Omega = Q^T dQ antisymmetric and dR R^-1 upper,
         # so Omega = tril(X, -1) - tril(X, -1)^T for X = Q^T dS R^-1 and <gQ, dQ> = <tril(C - C^T, -1), X>.
-        c = q.mT @ (q * grad_p)  # Q^T (gQ / 2), grad_p promoted to q's dtype inside the product
+        c = q.mT @ (q * grad_p.to(q.dtype))  # Q^T (gQ / 2), in the QR's dtype whatever P was returned in
         low = (c - c.mT).tril_(-1)
         batch = low.shape[:-2]
         low3 = low.reshape(-1, *low.shape[-2:])
