@@ -1,7 +1,9 @@
 """Holes in QontOT attention (qdsbench/attention/qontot.py) found by mutation testing, closed against references
 that share none of its code: qiskit's Operator and circuits, NumPy z-scores fed to the plain circuit, vec(S) tiled
-by hand, the paper's main setting (q_d = 3, q_a = 4, 16 layers), and the row rules the module docstring states
-(a row with no mass on its kept keys is uniform over them; gradients stay finite).
+by hand, the paper's main setting (q_d = 3, q_a = 4, 16 layers), the row rules the module docstring states
+(a row with no mass on its kept keys is uniform over them; gradients stay finite), a circuit that by construction
+leaves the top data qubit alone (so P has exact zeros, checked on qiskit's Operator), and the memory the angles
+may take (one tile of vec(S) per matrix, measured by torch's profiler).
 """
 
 import math
@@ -13,7 +15,7 @@ from qiskit.circuit import ParameterVector
 from qiskit.quantum_info import Operator
 
 from qdsbench import attention
-from qdsbench.quantum import sampling, simulator
+from qdsbench.quantum import ansatz, sampling, simulator
 
 
 def _small(**options):
@@ -83,6 +85,19 @@ def test_angles_come_in_the_dtype_of_the_scores_whatever_theta_is_stored_in(dtyp
     backend = _small()  # theta: float32
     assert backend.angles(torch.ones(2, 4, 4, dtype=dtype)).dtype == dtype
     assert _small().double().angles(torch.ones(2, 4, 4, dtype=dtype)).dtype == dtype  # theta: float64
+
+
+def test_the_angles_of_a_batch_take_memory_for_one_tile_of_vec_s_per_matrix():
+    """theta * tile(vec(S)) needs ceil(n_params / N^2) copies of vec(S) per matrix, 6 on the paper circuit (384 angles,
+    64 scores); tiling n_params times as many and cropping gives the same angles but allocates ~4096x the memory
+    (1.6 GB for 256 heads). Every allocation angles() makes is counted; the output itself is 24 kB."""
+    backend = attention.create("qontot")
+    scores = _scores(16, 8, 8, seed=15).float()
+    with torch.autograd.profiler.profile(profile_memory=True, use_kineto=False) as prof:  # CPU allocations
+        got = backend.angles(scores)
+    np.testing.assert_allclose(got[3].numpy(), _tiled(backend.theta, scores[3].numpy()), rtol=1e-6)
+    allocated = sum(max(event.cpu_memory_usage, 0) for event in prof.function_events)
+    assert allocated <= 8 * got.numel() * got.element_size()
 
 
 # --- the circuit and its qiskit twin ---------------------------------------------------------------------------
@@ -250,6 +265,69 @@ def test_a_row_whose_kept_keys_got_no_mass_is_exactly_uniform_over_them_with_fin
     weights = _scores(1, 1, 4, 4, seed=13)
     (p * weights).sum().backward()
     assert torch.isfinite(backend.theta.grad).all() and torch.isfinite(scores.grad).all()
+
+
+@pytest.mark.parametrize("grad", ["scores", "full"])
+def test_a_sequence_with_one_valid_token_standardized_puts_weight_one_on_it_with_finite_gradients(grad):
+    """Query and key padding leaving one valid token keep a single score per matrix: std 1 (no spread, the unbiased
+    variance of one score is 0 / 0), that row is 1 on its key, every padded row keeps no key and is 0, whatever the
+    scores; so the gradient is 0, and finite (sqrt of a zero variance has an infinite slope)."""
+    backend = attention.create(
+        "qontot", n_data_qubits=2, n_aux_qubits=1, layers=2, dtype="complex128", inject="standardized", grad=grad
+    )
+    valid = torch.tensor([[True, False, False, False], [True, True, True, False]])[:, None, None, :]
+    keep = valid & valid.transpose(-1, -2)  # batch 0: one valid token, one kept score; batch 1: three tokens
+    scores = _scores(2, 1, 4, 4, seed=16).requires_grad_()
+    p = backend.normalize(scores, keep)
+    want = torch.zeros(4, 4, dtype=torch.float64)
+    want[0, 0] = 1.0
+    torch.testing.assert_close(p[0, 0], want, rtol=0, atol=1e-15)
+    (p * _scores(2, 1, 4, 4, seed=17)).sum().backward()
+    assert torch.isfinite(scores.grad).all()
+    assert scores.grad[0].abs().max() < 1e-12
+    if grad == "full":
+        assert torch.isfinite(backend.theta.grad).all()
+
+
+def _leaves_the_top_data_qubit_alone(backend):
+    """theta = 0 on every block touching the top data qubit (qubit k - 1: data index = high bits), so V = W (x) I
+    there and P is block diagonal: exactly 0 between tokens {0, 1} and {2, 3}."""
+    with torch.no_grad():
+        for block in ansatz.brick_wall(backend.n_qubits, backend.layers):
+            if block.first_qubit + 1 == backend.n_qubits - 1:
+                backend.theta[block.offset : block.offset + ansatz.PARAMS_PER_BLOCK] = 0
+
+
+def _qiskit_dsm(backend, angles: np.ndarray) -> np.ndarray:
+    """P_ij = (1/m) sum_{a,b} |V_{(j,b),(i,a)}|^2 from qiskit's Operator, data index = high bits."""
+    n, m = backend.size, 2**backend.n_aux_qubits
+    v = Operator(backend.qiskit_circuit(angles)).data
+    return (np.abs(v) ** 2).reshape(n, m, n, m).sum(axis=(1, 3)).T / m
+
+
+@pytest.mark.parametrize("dtype,atol", [("complex128", 1e-12), ("complex64", 1e-5)])
+def test_rows_whose_kept_keys_got_exactly_no_mass_are_uniform_and_pass_no_gradient(dtype, atol):
+    """Where the circuit puts exactly no mass on a row's kept keys (P block diagonal, checked on qiskit's Operator),
+    the row is exactly uniform over them and constant in the scores; the other rows are qiskit's. complex64's
+    rounding (and its projection onto unit sums) moves those exact zeros by ~1e-8, which renormalising the crop
+    blew up into arbitrary weights ([0, 0, 0, 1] for [0, 0, .5, .5]) and gradients up to 0.2."""
+    backend = attention.create("qontot", n_data_qubits=2, n_aux_qubits=1, layers=3, dtype=dtype, grad="scores")
+    _leaves_the_top_data_qubit_alone(backend)
+    keep = torch.ones(8, 1, 4, 4, dtype=torch.bool)
+    keep[..., 0, :2] = False  # query 0 keeps keys 2, 3, outside its block
+    keep[..., 2, 2:] = False  # query 2 keeps keys 0, 1
+    scores = _scores(8, 1, 4, 4, seed=18).requires_grad_()
+    p = backend.normalize(scores, keep)
+    for b in range(8):
+        reference = _qiskit_dsm(
+            backend, _tiled(backend.theta, scores[b, 0].detach().masked_fill(~keep[b, 0], 0).numpy())
+        )
+        assert (reference[0, 2:] == 0).all() and (reference[2, :2] == 0).all()
+        torch.testing.assert_close(p[b, 0, 0], torch.tensor([0, 0, 0.5, 0.5], dtype=torch.float64), rtol=0, atol=0)
+        torch.testing.assert_close(p[b, 0, 2], torch.tensor([0.5, 0.5, 0, 0], dtype=torch.float64), rtol=0, atol=0)
+        np.testing.assert_allclose(p[b, 0, [1, 3]].detach().numpy(), reference[[1, 3]], rtol=0, atol=atol)
+    (p[..., [0, 2], :] * _scores(8, 1, 2, 4, seed=19)).sum().backward()
+    assert scores.grad.abs().max() < 1e-12
 
 
 # --- precision -------------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Sinkhorn attention against plain alternating row / column scaling of exp(S / eps) in float64, one matrix at a
 time in NumPy (masked entries exactly 0, columns scaled to valid queries / valid keys), for the masks the log-domain
 code has to count right: masks that differ per query, key and head, a single valid query or key, key padding in
-cross-attention, and full (B, 1, N, N) masks; and the backend's defaults against conf/attention/sinkhorn.yaml.
+cross-attention, and full (B, 1, N, N) masks; the backend's defaults against conf/attention/sinkhorn.yaml; and, without
+a mask, a NaN score staying visible (zero rows are for fully masked queries only).
 """
 
 from pathlib import Path
@@ -119,3 +120,30 @@ def test_sinkhorn_built_without_options_is_the_config_group():
     torch.testing.assert_close(default(q, k, v), configured(q, k, v), rtol=0, atol=0)
     want = sinkhorn_reference((q @ k.mT).numpy() / 2, options["n_iter"], options["eps"]) @ v.numpy()
     np.testing.assert_allclose(default(q, k, v).numpy(), want, rtol=1e-9)
+
+
+@pytest.mark.parametrize("n_iter", [1, 3])
+def test_without_a_mask_a_nan_score_stays_visible_instead_of_becoming_a_zero_row(n_iter):
+    """Odd n_iter ends on a softmax, whose NaN rows are zeroed only for masked queries: without a mask a diverged
+    score must show as NaN in its row, not hide as a zero row, while the other head stays finite."""
+    scores = _scores(1, 2, 4, 5, seed=50 + n_iter)
+    scores[0, 1, 2, 3] = float("nan")
+    p = attention.create("sinkhorn", n_iter=n_iter).normalize(scores)
+    assert torch.isnan(p[0, 1, 2]).all()
+    assert torch.isfinite(p[0, 0]).all()
+
+
+@pytest.mark.parametrize("n_iter", [1, 2, 3, 4])
+def test_sinkhorn_gradients_with_padding_and_fully_masked_lines_pass_gradcheck(n_iter):
+    """Key padding in self-attention masks whole query rows and key columns: logsumexp's backward on such an
+    all -inf line is 0 * exp(-inf + inf) = NaN, and the next step spread it into the kept entries' gradients."""
+    g = torch.Generator().manual_seed(5)
+    q, k, v = (torch.randn(2, 1, 4, 3, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    padding = torch.tensor([[True, True, True, True], [True, True, True, False]])
+    backend = attention.create("sinkhorn", n_iter=n_iter)
+    torch.autograd.gradcheck(lambda q, k, v: backend(q, k, v, padding), (q, k, v))
+    scores = torch.randn(1, 1, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    mask = torch.ones(1, 1, 4, 5, dtype=torch.bool)
+    mask[..., 1, :] = False  # query 1 sees nothing
+    mask[..., :, 3] = False  # and no query sees key 3
+    torch.autograd.gradcheck(lambda s: backend.normalize(s, mask), (scores,))

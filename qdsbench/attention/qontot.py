@@ -16,8 +16,9 @@ Masks and padding (N < 2^q_d with ``pad``): masked scores enter the angles as 0,
 a masked key changes nothing; inject=standardized then takes its mean and (unbiased) std over the kept scores only,
 and a single score has std 1 (no scaling). The crop to the N tokens and the masked entries set to 0 break double
 stochasticity, so each row is renormalised over its kept keys (row-stochastic); a row whose kept keys all got
-weight 0 (the circuit put its mass on masked or padded keys) becomes uniform over its kept keys, the limit of
-renormalising P + eps as eps -> 0; a row that keeps no key stays 0.
+weight 0 (the circuit put its mass on masked or padded keys; 0 meaning below the simulation's rounding: 1e-6 per
+key in complex64, 1e-12 in complex128) becomes uniform over its kept keys, the limit of renormalising P + eps as
+eps -> 0; a row that keeps no key stays 0.
 """
 
 from __future__ import annotations
@@ -204,10 +205,12 @@ class QontOTAttention(MatrixAttention):
             if keep is not None:
                 p = p.masked_fill(~keep, 0.0)
             total = p.sum(-1, keepdim=True)
-            p = p / torch.where(total > 0, total, 1.0)
             # a row left with no mass on its kept keys: uniform over them (the limit of P + eps before
-            # renormalising); a row that keeps no key stays zero
+            # renormalising); a row that keeps no key stays zero. "No mass" is below the simulation's rounding:
+            # complex64 moves P's exact zeros by ~1e-8, which renormalising would turn into arbitrary weights
+            has_mass = total > self.size * (1e-6 if self.complex_dtype == torch.complex64 else 1e-12)
+            p = p / torch.where(has_mass, total, 1.0)
             kept = torch.ones_like(p) if keep is None else keep.to(p.dtype)
             uniform = kept / kept.sum(-1, keepdim=True).clamp_min(1)
-            p = torch.where(total > 0, p, uniform)
+            p = torch.where(has_mass, p, uniform)
         return p.to(out_dtype)

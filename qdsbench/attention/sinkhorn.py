@@ -16,8 +16,14 @@ from qdsbench.attention.registry import register
 
 
 def _safe_lse(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """logsumexp, 0 for a row/column with no finite log-sum (one fully masked): such a line is first filled with 0,
+    because logsumexp's backward on an all -inf line is 0 * exp(-inf + inf) = NaN, which the next step would spread
+    into the kept entries."""
     lse = torch.logsumexp(x, dim=dim, keepdim=True)
-    return torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))
+    bad = ~torch.isfinite(lse.detach())
+    if not bad.any():
+        return lse
+    return torch.logsumexp(x.masked_fill(bad, 0.0), dim=dim, keepdim=True).masked_fill(bad, 0.0)
 
 
 def sinkhorn_log(scores: torch.Tensor, n_iter: int, eps: float, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -37,8 +43,10 @@ def sinkhorn_log(scores: torch.Tensor, n_iter: int, eps: float, mask: torch.Tens
         else:
             log_p = log_p - _safe_lse(log_p, -2) + col_target
     if (n_iter - 1) % 2 == 0:  # a final row step is a softmax: n_iter = 1 is bit-identical to softmax attention
-        p = torch.softmax(log_p, dim=-1)
-        p = p if mask is None else torch.nan_to_num(p, nan=0.0)
+        if mask is None:
+            p = torch.softmax(log_p, dim=-1)
+        else:  # a fully masked row is filled before the softmax: its NaN row would give NaN gradients upstream
+            p = torch.nan_to_num(torch.softmax(log_p.masked_fill(~mask.any(-1, keepdim=True), 0.0), dim=-1), nan=0.0)
     else:
         p = (log_p - _safe_lse(log_p, -2) + col_target).exp()
     return p if mask is None else p.masked_fill(~mask, 0.0)
