@@ -78,6 +78,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
             "tests/test_mission_parted.py",
             "tests/test_quantum_mutants.py",
             "tests/test_quantum_peers.py",
+            "tests/test_quantum_sampling_mutants.py",
         ],
     ),
     "attention": (
