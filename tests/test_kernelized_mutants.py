@@ -102,6 +102,16 @@ def test_performer_on_unit_normal_inputs_of_a_64_dim_head_equals_favor_plus():
     np.testing.assert_allclose(got.double().numpy(), want, rtol=1e-3, atol=1e-5)
 
 
+def test_performer_stabilises_each_query_row_on_its_own_so_long_queries_keep_their_weights():
+    """A query's largest exponent max_w (w.x - |x|^2 / 2) falls as |x| grows past ~2.4: with one stabiliser for all
+    queries of a head, the long queries' features underflow to ~1e-7 and their normaliser under the 1e-6 guard."""
+    q, k, v = (_randn(1, 1, 6, 16, seed=seed, dtype=torch.float32) for seed in range(24, 27))
+    q = q * torch.tensor([1.0, 1.0, 1.0, 1.0, 3.0, 4.0])[:, None]  # |x| = |q| 16^(-1/4) ~ 2, ..., 6, 8
+    got = attention.create("performer", redraw=False, seed=1)(q, k, v)
+    want = _favor(q.double().numpy(), k.double().numpy(), v.double().numpy(), 64, 1, 1 / 4)
+    np.testing.assert_allclose(got.double().numpy(), want, rtol=1e-3, atol=1e-5)
+
+
 def test_nystrom_applies_a_configured_scale_to_all_three_kernels():
     """scale=0.3: softmax(0.3 Q K_l^T) pinv(softmax(0.3 Q_l K_l^T)) softmax(0.3 Q_l K^T) V, landmarks the means of
     token pairs (4 landmarks of 8 tokens); 60 iterations make the iterative pinv the exact one."""
