@@ -399,16 +399,22 @@ def retest(module: str) -> tuple[dict[str, str], str]:
     line = (
         f"- command: `make mutate MODULE={module} ARGS=--retest`: {len(rerun)} mutants rerun in "
         f"{seconds / 60:.1f} min ({len(changed)} changed functions and the survivors of the recorded run); the other "
-        f"{len(merged) - len(rerun)} verdicts from the recorded run ({recorded['run']}), {date.today().isoformat()}"
+        f"{len(merged) - len(rerun)} verdicts from the recorded full run and the retests since ({base_run(recorded)}), {date.today().isoformat()}"
     )
     return merged, line
 
 
-def save_state(module: str, statuses: dict[str, str], run: str) -> None:
+def base_run(recorded: dict) -> str:
+    """The full run a chain of retests started from (not the last retest's line, which would nest each time)."""
+    return recorded.get("base", recorded["run"])
+
+
+def save_state(module: str, statuses: dict[str, str], run: str, base: str | None = None) -> None:
     STATE.mkdir(parents=True, exist_ok=True)
     functions = {function_of(k) for k in statuses}
     hashes = {f: h for f, h in function_hashes().items() if f in functions}
-    record = {"run": run, "tests": MODULES[module][1], "hashes": hashes, "statuses": dict(sorted(statuses.items()))}
+    record = {"run": run, "base": base or run, "tests": MODULES[module][1], "hashes": hashes}
+    record["statuses"] = dict(sorted(statuses.items()))
     (STATE / f"{module}.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
 
 
@@ -429,7 +435,9 @@ def run_module(module: str, report_only: bool, only: list[str], again: bool = Fa
     text = section(module, statuses, diffs, command, seconds, run_line)
     write_section(module, text)
     if not only and not report_only:  # a full (or merged) picture: the state a later --retest starts from
-        save_state(module, statuses, (recorded_run(module) or "").removeprefix("- command: "))
+        previous = recorded_state(module) if again else None
+        run = (recorded_run(module) or "").removeprefix("- command: ")
+        save_state(module, statuses, run, base_run(previous) if previous else None)
     print(f"{module}: wrote its section of {REPORT.relative_to(REPO)}")
 
 
