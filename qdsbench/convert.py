@@ -29,6 +29,14 @@ def _row_kl(p: torch.Tensor, q: torch.Tensor) -> float:
     return float((p * (p.log() - q.log())).sum(-1).mean())
 
 
+def _uncounted_flops(backend, q: torch.Tensor) -> int:
+    """The work FlopCounterMode cannot see (sink_window's kernels: its kept pairs), for a (B, H, N, d) call."""
+    if not hasattr(backend, "kept_pair_flops"):
+        return 0
+    batch, heads, n, d = q.shape
+    return batch * heads * backend.kept_pair_flops(n, d)
+
+
 @torch.no_grad()
 def convert_and_evaluate(
     run_dir: str | Path,
@@ -71,7 +79,9 @@ def convert_and_evaluate(
         with FlopCounterMode(display=False) as counter:
             for layer, (q, k, v, _) in zip(converted_layers, inputs):
                 layer.backend(q, k, v)
-        flops_measured += counter.get_total_flops()
+        flops_measured += counter.get_total_flops() + sum(
+            _uncounted_flops(layer.backend, q) for layer, (q, _, _, _) in zip(converted_layers, inputs)
+        )
     q = inputs[0][0]
     batch, heads, n, d = q.shape
     per_head = [layer.backend.flops(n, d) for layer in converted_layers]

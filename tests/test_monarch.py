@@ -104,6 +104,12 @@ def test_zero_shot_conversion_of_a_trained_run(make_cfg, tmp_path):
     assert result["relative_output_error"][1] > 0 and result["row_kl"][1] > 0
     assert result["attention_flops_analytic"] is not None
     json.dumps(result)
+    # sink_window's kernels are invisible to FlopCounterMode: its count is 4 d per kept pair, i.e. softmax's 4 N^2 d
+    # times (kept pairs) / N^2, the pairs counted here by brute force
+    sparse = convert_and_evaluate(run_dir, {"name": "sink_window", "window": 3, "sinks": 1}, "all", max_samples=8)
+    n = sparse["sequence_length"]
+    pairs = sum(1 for i in range(n) for j in range(i + 1) if i - j < 3 or j < 1)
+    assert sparse["attention_flops_measured"] * n * n == sparse["softmax_attention_flops"] * pairs > 0
 
 
 def test_padding_gives_padded_keys_no_weight_and_pre_post_agree_without_padding():

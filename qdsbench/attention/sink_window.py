@@ -41,6 +41,11 @@ class SinkWindowAttention(AttentionBackend):
         j = torch.arange(n, device=device)[None, :]
         return (j <= i) & ((i - j < self.window) | (j < self.sinks))
 
+    def kept_pair_flops(self, n: int, d: int) -> int:
+        """4 d per kept (query, key) pair (q.k and p v) for one head: torch's FlopCounterMode sees none of this
+        kernel's work (its tiles run through SDPA calls the counter does not count), so studies add this instead."""
+        return 4 * d * int(self.dense_mask(n).sum())
+
     def key_mask(self, mask, q) -> torch.Tensor | None:
         """The (B, N) key-padding mask of the contract; other mask shapes would break the block structure."""
         if mask is None:

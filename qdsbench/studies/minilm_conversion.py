@@ -113,7 +113,7 @@ def attention_flops(config: dict[str, Any], n: int) -> tuple[int, int | None]:
     analytic = backend.flops(n, HEAD_DIM)  # the backend's own formula, None where it has none
     analytic = None if analytic is None else analytic * HEADS
     if config["name"] == "sink_window":  # torch's counter sees none of its SDPA calls: 4 d per visible pair
-        return 4 * HEAD_DIM * HEADS * int(backend.dense_mask(n).sum()), analytic
+        return HEADS * backend.kept_pair_flops(n, HEAD_DIM), analytic
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         backend(q, k, v)
     return counter.get_total_flops(), analytic
