@@ -399,7 +399,8 @@ def retest(module: str) -> tuple[dict[str, str], str]:
     line = (
         f"- command: `make mutate MODULE={module} ARGS=--retest`: {len(rerun)} mutants rerun in "
         f"{seconds / 60:.1f} min ({len(changed)} changed functions and the survivors of the recorded run); the other "
-        f"{len(merged) - len(rerun)} verdicts from the recorded full run and the retests since ({base_run(recorded)}), {date.today().isoformat()}"
+        f"{len(merged) - len(rerun)} verdicts from the recorded full run and the retests since "
+        f"({base_run(recorded)}), {date.today().isoformat()}"
     )
     return merged, line
 

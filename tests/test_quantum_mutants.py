@@ -14,6 +14,7 @@ import pytest
 import torch
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import Operator, Statevector
+from quantum_reference import hand_unitary, loop_dsm
 
 from qdsbench.quantum import ansatz, qiskit_circuits, sampling, simulator
 
@@ -26,36 +27,6 @@ def _fresh_caches():
     yield
     for cached in (simulator.schedule, simulator._classes, simulator._block_basis, sampling._compiled):
         cached.cache_clear()
-
-
-def hand_circuit(angles, k: int, layers: int) -> QuantumCircuit:
-    """The ansatz as its docstring defines it: per layer blocks on (0,1), (2,3), ... then (1,2), (3,4), ...; each
-    block RXX(t0) RYY(t1) RZZ(t2) on (a, a+1) then RY(t3) on a, parameters consumed four at a time in that order."""
-    qc, it = QuantumCircuit(k), iter(angles)
-    for _ in range(layers):
-        for start in (0, 1):
-            for a in range(start, k - 1, 2):
-                t0, t1, t2, t3 = (float(next(it)) for _ in range(4))
-                qc.rxx(t0, a, a + 1)
-                qc.ryy(t1, a, a + 1)
-                qc.rzz(t2, a, a + 1)
-                qc.ry(t3, a)
-    assert next(it, None) is None, "angle vector longer than the circuit"
-    return qc
-
-
-def hand_unitary(angles, k: int, layers: int) -> np.ndarray:
-    return Operator(hand_circuit(angles, k, layers)).data
-
-
-def loop_dsm(v: np.ndarray, q_d: int, q_a: int) -> np.ndarray:
-    """P_ij = (1/m) sum_{a,b} |V[(j,b), (i,a)]|^2, the data index in the high bits (index = data * m + aux)."""
-    n, m = 2**q_d, 2**q_a
-    p = np.zeros((n, n))
-    for i in range(n):
-        for j in range(n):
-            p[i, j] = sum(abs(v[j * m + b, i * m + a]) ** 2 for a in range(m) for b in range(m)) / m
-    return p
 
 
 def angles_for(k, layers, batch=2, seed=0, scale=math.pi):

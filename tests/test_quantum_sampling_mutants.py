@@ -17,9 +17,8 @@ import re
 import numpy as np
 import pytest
 import torch
-from qiskit import QuantumCircuit
-from qiskit.quantum_info import Operator
 from qiskit_aer import AerSimulator
+from quantum_reference import hand_unitary, loop_dsm
 
 from qdsbench.quantum import ansatz, sampling, simulator
 
@@ -35,31 +34,8 @@ def _fresh_caches():
     simulator.release_buffers()
 
 
-def hand_unitary(angles, k: int, layers: int) -> np.ndarray:
-    """V of the ansatz as documented: per layer blocks on (0,1), (2,3), ... then (1,2), (3,4), ...; each block
-    RXX(t0) RYY(t1) RZZ(t2) on (a, a+1) then RY(t3) on a, four parameters per block in that order."""
-    qc, it = QuantumCircuit(k), iter(angles)
-    for _ in range(layers):
-        for start in (0, 1):
-            for a in range(start, k - 1, 2):
-                t0, t1, t2, t3 = (float(next(it)) for _ in range(4))
-                qc.rxx(t0, a, a + 1)
-                qc.ryy(t1, a, a + 1)
-                qc.rzz(t2, a, a + 1)
-                qc.ry(t3, a)
-    assert next(it, None) is None
-    return Operator(qc).data
-
-
 def exact_dsm(angles, q_d: int, q_a: int, layers: int) -> np.ndarray:
-    """P_ij = (1/m) sum_{a,b} |V[(j,b), (i,a)]|^2 (data index in the high bits), by an explicit loop."""
-    v = hand_unitary(angles, q_d + q_a, layers)
-    n, m = 2**q_d, 2**q_a
-    p = np.zeros((n, n))
-    for i in range(n):
-        for j in range(n):
-            p[i, j] = sum(abs(v[j * m + b, i * m + a]) ** 2 for a in range(m) for b in range(m)) / m
-    return p
+    return loop_dsm(hand_unitary(angles, q_d + q_a, layers), q_d, q_a)
 
 
 def random_angles(rows: int, k: int, layers: int, seed: int) -> np.ndarray:
