@@ -6,6 +6,16 @@ import numpy as np
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import Operator
 
+from qdsbench.quantum import sampling, simulator
+
+
+def clear_quantum_caches() -> None:
+    """The schedule, block classes, block basis and compiled Aer circuit are lru-cached: one built by an earlier test
+    would hide a mutant in the code that builds it."""
+    for cached in (simulator.schedule, simulator._classes, simulator._block_basis, sampling._compiled):
+        cached.cache_clear()
+    simulator.release_buffers()
+
 
 def hand_circuit(angles, k: int, layers: int) -> QuantumCircuit:
     """The ansatz as its docstring defines it: per layer blocks on (0,1), (2,3), ... then (1,2), (3,4), ...; each

@@ -14,19 +14,16 @@ import pytest
 import torch
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import Operator, Statevector
-from quantum_reference import hand_unitary, loop_dsm
+from quantum_reference import clear_quantum_caches, hand_unitary, loop_dsm
 
 from qdsbench.quantum import ansatz, qiskit_circuits, sampling, simulator
 
 
 @pytest.fixture(autouse=True)
 def _fresh_caches():
-    for cached in (simulator.schedule, simulator._classes, simulator._block_basis, sampling._compiled):
-        cached.cache_clear()
-    simulator.release_buffers()
+    clear_quantum_caches()
     yield
-    for cached in (simulator.schedule, simulator._classes, simulator._block_basis, sampling._compiled):
-        cached.cache_clear()
+    clear_quantum_caches()
 
 
 def angles_for(k, layers, batch=2, seed=0, scale=math.pi):

@@ -18,20 +18,16 @@ import numpy as np
 import pytest
 import torch
 from qiskit_aer import AerSimulator
-from quantum_reference import hand_unitary, loop_dsm
+from quantum_reference import clear_quantum_caches, hand_unitary, loop_dsm
 
 from qdsbench.quantum import ansatz, sampling, simulator
 
 
 @pytest.fixture(autouse=True)
 def _fresh_caches():
-    for cached in (simulator.schedule, simulator._classes, simulator._block_basis, sampling._compiled):
-        cached.cache_clear()
-    simulator.release_buffers()
+    clear_quantum_caches()
     yield
-    for cached in (simulator.schedule, simulator._classes, simulator._block_basis, sampling._compiled):
-        cached.cache_clear()
-    simulator.release_buffers()
+    clear_quantum_caches()
 
 
 def exact_dsm(angles, q_d: int, q_a: int, layers: int) -> np.ndarray:
