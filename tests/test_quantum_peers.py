@@ -12,7 +12,6 @@ PennyLane and torchquantum-ng live in .venv-bench (`make bench-qontot` builds it
 `make mutate MODULE=quantum` runs with that venv.
 """
 
-import functools
 import inspect
 import itertools
 import types
@@ -199,14 +198,18 @@ SIZES = [(3, 4, 2), (2, 3, 3)]  # (q_d, q_a, layers): 14 and 10 qubits in the Be
 ALL = [(name, *size) for size in SIZES for name in PEER_MODULES]
 
 
-@functools.cache
-def _peer_run(name, q_d, q_a, layers):
-    return _Run(name, q_d, q_a, layers)
+@pytest.fixture(scope="module")
+def _peer_runs():
+    """Each peer runs once per test session: a pytest-scoped cache, not a module-level one, which mutmut's forked
+    children would inherit from the parent's clean run (every mutant would then see the unmutated results)."""
+    return {}
 
 
 @pytest.fixture
-def peer_run(request):
-    return _peer_run(*request.param)
+def peer_run(request, _peer_runs):
+    if request.param not in _peer_runs:
+        _peer_runs[request.param] = _Run(*request.param)
+    return _peer_runs[request.param]
 
 
 @pytest.mark.parametrize("peer_run", ALL, indirect=True, ids=str)
