@@ -112,7 +112,7 @@ def attention_flops(config: dict[str, Any], n: int) -> tuple[int, int | None]:
     q, k, v = (torch.randn(1, HEADS, n, HEAD_DIM, generator=torch.Generator().manual_seed(i)) for i in range(3))
     analytic = backend.flops(n, HEAD_DIM)  # the backend's own formula, None where it has none
     analytic = None if analytic is None else analytic * HEADS
-    if config["name"] == "sink_window":  # torch's counter sees none of its SDPA calls: 4 d per visible pair
+    if hasattr(backend, "kept_pair_flops"):  # torch's counter sees none of its kernels: 4 d per kept pair
         return HEADS * backend.kept_pair_flops(n, HEAD_DIM), analytic
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         backend(q, k, v)
