@@ -198,18 +198,11 @@ SIZES = [(3, 4, 2), (2, 3, 3)]  # (q_d, q_a, layers): 14 and 10 qubits in the Be
 ALL = [(name, *size) for size in SIZES for name in PEER_MODULES]
 
 
-@pytest.fixture(scope="module")
-def _peer_runs():
-    """Each peer runs once per test session: a pytest-scoped cache, not a module-level one, which mutmut's forked
-    children would inherit from the parent's clean run (every mutant would then see the unmutated results)."""
-    return {}
-
-
 @pytest.fixture
-def peer_run(request, _peer_runs):
-    if request.param not in _peer_runs:
-        _peer_runs[request.param] = _Run(*request.param)
-    return _peer_runs[request.param]
+def peer_run(request):
+    """A fresh run per test, no cache: mutmut runs only the tests its stats saw calling a function, so a cached run
+    would leave every test but the first unmapped (and a module-level cache leaks into its forked children)."""
+    return _Run(*request.param)
 
 
 @pytest.mark.parametrize("peer_run", ALL, indirect=True, ids=str)
