@@ -79,3 +79,20 @@ def test_a_sweep_over_run_dirs_checks_every_value(tmp_path, capsys, monkeypatch)
     code, text = _run("eval", ["-m", f"run_dir={good},{tmp_path / 'bad'}"], capsys, monkeypatch)
     assert code == 2 and f"run_dir={tmp_path / 'bad'} does not exist" in text, text
     assert sorted(p.name for p in good.iterdir()) == [".hydra"]
+
+
+def test_a_used_run_dir_is_refused_unless_resume_names_it_by_any_path(tmp_path, monkeypatch):
+    """`hydra.run.dir=D resume=D` continues D however D is spelt (relative or absolute); a run dir that holds a
+    record is otherwise refused before Hydra writes its config snapshot there."""
+    from qdsbench.cli.train import refuse_used_run_dir
+    from qdsbench.errors import PreflightError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    (tmp_path / "runs" / "a" / "run.json").write_text("{}")
+    for resume in ("runs/a", str(tmp_path / "runs" / "a"), "./runs/a/"):
+        refuse_used_run_dir(["hydra.run.dir=runs/a", f"resume={resume}"])
+    for argv in (["hydra.run.dir=runs/a"], ["hydra.run.dir=runs/a", "resume=auto"], ["hydra.run.dir=runs/a", "resume=runs/b"]):
+        with pytest.raises(PreflightError, match="runs/a already holds a run record"):
+            refuse_used_run_dir(argv)
+    assert not (tmp_path / "runs" / "a" / ".hydra").exists()

@@ -56,11 +56,19 @@ def refuse_used_run_dir(argv: list[str]) -> None:
                 run_dir.mkdir(parents=True, exist_ok=True)
             except OSError as err:
                 raise PreflightError(f"cannot create run directory {run_dir}: {err.strerror or err}") from None
-            if (run_dir / "run.json").is_file() and f"resume={run_dir}" not in argv:
+            if (run_dir / "run.json").is_file() and not _resumes(argv, run_dir):
                 raise PreflightError(
                     f"run directory {run_dir} already holds a run record; nothing was changed there: "
                     "pick a new hydra.run.dir, or continue that run with resume=" + str(run_dir)
                 )
+
+
+def _resumes(argv: list[str], run_dir) -> bool:
+    """Whether argv continues the run in run_dir: ``resume=`` may name it by a relative or an absolute path."""
+    from pathlib import Path
+
+    targets = [t.split("=", 1)[1] for t in argv if t.startswith("resume=")]
+    return any(t not in ("", "auto", "none") and Path(t).resolve() == run_dir.resolve() for t in targets)
 
 
 def _refuse_used_run_dir_of_a_single_run(argv: list[str]) -> None:
