@@ -92,7 +92,8 @@ def test_a_used_run_dir_is_refused_unless_resume_names_it_by_any_path(tmp_path, 
     (tmp_path / "runs" / "a" / "run.json").write_text("{}")
     for resume in ("runs/a", str(tmp_path / "runs" / "a"), "./runs/a/"):
         refuse_used_run_dir(["hydra.run.dir=runs/a", f"resume={resume}"])
-    for argv in (["hydra.run.dir=runs/a"], ["hydra.run.dir=runs/a", "resume=auto"], ["hydra.run.dir=runs/a", "resume=runs/b"]):
+    refused = (["hydra.run.dir=runs/a"], ["hydra.run.dir=runs/a", "resume=auto"], ["hydra.run.dir=runs/a", "resume=runs/b"])
+    for argv in refused:
         with pytest.raises(PreflightError, match="runs/a already holds a run record"):
             refuse_used_run_dir(argv)
     assert not (tmp_path / "runs" / "a" / ".hydra").exists()
