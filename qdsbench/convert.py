@@ -1,6 +1,7 @@
 """Zero-shot conversion: swap the attention of chosen layers of a finished run for another backend and evaluate
-without training: accuracy, per-layer relative output error and row KL against the original, attention FLOPs
-(analytic and measured with torch's FlopCounterMode on the attention backends only).
+without training: accuracy, top-1 agreement with the original and the per-image right/wrong counts of the two (for
+a paired interval), per-layer relative output error and row KL against the original, attention FLOPs (analytic and
+measured with torch's FlopCounterMode on the attention backends only).
 
     qdsbench convert run_dir=<run> attention=monarch attention.block_size=14 attention.num_steps=2 layers=all
 
@@ -53,6 +54,8 @@ def convert_and_evaluate(
     loader = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
     original_layers, converted_layers = attention_layers(task.net), attention_layers(converted.net)
     correct = {"original": 0, "converted": 0}
+    paired = {"both_correct": 0, "original_only": 0, "converted_only": 0, "neither": 0}
+    agree = 0
     seen, errors, kls = 0, [[] for _ in original_layers], [[] for _ in original_layers]
     flops_measured = 0
     for x, y in loader:
@@ -63,8 +66,15 @@ def convert_and_evaluate(
         logits_a = task(x)
         with Capture(converted.net, matrices="none", outputs=True, hidden=False) as cap:
             logits_b = converted(x)
-        correct["original"] += int((logits_a.argmax(-1) == y).sum())
-        correct["converted"] += int((logits_b.argmax(-1) == y).sum())
+        pred_a, pred_b = logits_a.argmax(-1), logits_b.argmax(-1)
+        right_a, right_b = pred_a == y, pred_b == y
+        correct["original"] += int(right_a.sum())
+        correct["converted"] += int(right_b.sum())
+        paired["both_correct"] += int((right_a & right_b).sum())
+        paired["original_only"] += int((right_a & ~right_b).sum())
+        paired["converted_only"] += int((~right_a & right_b).sum())
+        paired["neither"] += int((~right_a & ~right_b).sum())
+        agree += int((pred_a == pred_b).sum())
         seen += len(y)
         records = {id(backend): record for (_, backend), record in zip(cap.backends, cap.layers)}
         inputs = [records[id(layer.backend)] for layer in converted_layers]
@@ -95,6 +105,8 @@ def convert_and_evaluate(
         "samples": seen,
         "accuracy": correct["converted"] / seen,
         "original_accuracy": correct["original"] / seen,
+        "top1_agreement": agree / seen,  # same predicted class as the unconverted model, right or wrong
+        "paired_counts": paired,  # per image: which of the two models is right (for the paired interval)
         "relative_output_error": [sum(e) / len(e) for e in errors],
         "row_kl": [sum(v) / len(v) if v else None for v in kls],
         "attention_flops_analytic": analytic,

@@ -1,9 +1,9 @@
 """Zero-shot conversion grid of a trained run (MonarchAttention and the efficient baselines):
 
-    .venv/bin/python scripts/monarch_grid.py logs/monarch/vit_long --max-samples 1000 [--train]
+    .venv/bin/python scripts/monarch_grid.py logs/monarch/vit_converged --experiment monarch/vit_converged [--train]
 
-writes results/monarch/conversion.md and .csv. The study itself is qdsbench.studies.monarch (flags: --help);
-conf/paper/monarch.yaml names its stages.
+writes results/monarch/conversion.md and .csv (every test image unless --max-samples caps them). The study itself is
+qdsbench.studies.monarch (flags: --help); conf/paper/monarch.yaml names its stages.
 """
 
 from qdsbench.studies.monarch import main

@@ -178,20 +178,57 @@ def test_committed_tables_are_exactly_what_the_committed_records_make(paper, pro
 
 
 def test_a_stage_table_is_rebuilt_from_its_records_not_copied(tmp_path):
-    """The monarch renderer reads the CSV record: a changed accuracy there shows in the rebuilt table."""
+    """The monarch renderer reads the CSV record: a changed count there shows in the rebuilt table, with the
+    intervals recomputed from it; a legacy row without the paired counts shows no interval."""
+    from qdsbench.intervals import wilson
     from qdsbench.studies import monarch
+    from qdsbench.tables import write_csv
 
     src = tmp_path / "records" / "monarch"
-    src.mkdir(parents=True)
-    for name in ("conversion.csv", "conversion.meta.json"):
-        (src / name).write_bytes((REPO_ROOT / "results" / "monarch" / name).read_bytes())
-    csv_path = src / "conversion.csv"
-    csv_path.write_bytes(csv_path.read_bytes().replace(b",all,500,0.278,", b",all,500,0.911,", 1))
+    row = {
+        "backend": "monarch",
+        "options": "block_size=14, num_steps=2",
+        "layers": "all",
+        "samples": 1000,
+        "accuracy": 0.9,
+        "original_accuracy": 0.97,
+        "top1_agreement": 0.91,
+        "both_correct": 890,
+        "original_only": 80,
+        "converted_only": 10,
+        "neither": 20,
+        "mean_rel_output_error": 0.2,
+        "mean_row_kl": 0.1,
+        "flops_measured": 1,
+        "flops_ratio_vs_softmax": 0.352,
+        "analytic_matches_measured": True,
+    }
+    legacy = {
+        **row,
+        "options": "block_size=7, num_steps=1",
+        "top1_agreement": None,
+        **dict.fromkeys(monarch.PAIRED, None),
+    }
+    write_csv(src / "conversion.csv", [row, legacy])
+    meta = {
+        "run_dir": "r",
+        "command": "grid r",
+        "samples": 1000,
+        "original_accuracy": 0.97,
+        "original_correct": 970,
+        "minutes": 1.0,
+    }
+    (src / "conversion.meta.json").write_text(json.dumps(meta))
     monarch.render(tmp_path / "records", tmp_path / "out")
     text = (tmp_path / "out" / "monarch" / "conversion.md").read_text()
-    committed = (REPO_ROOT / "results" / "monarch" / "conversion.md").read_text()
-    assert text.count("| all | 0.911 (0.496) |") == committed.count("| all | 0.911 (0.496) |") + 1
-    assert text.count("| all | 0.278 (0.496) |") == committed.count("| all | 0.278 (0.496) |") - 1
+    ci = wilson(900, 1000)
+    assert f"| {ci.estimate:.4f} [{ci.low:.4f}, {ci.high:.4f}] | -0.0700 [" in text
+    assert "| block_size=7, num_steps=1 | all | 0.9 | — | — |" in text
+    assert "Command: `grid r`" in text
+    write_csv(src / "conversion.csv", [{**row, "both_correct": 800, "converted_only": 100}, legacy])
+    monarch.render(tmp_path / "records", tmp_path / "out")
+    assert "| 0.9000 [" in (tmp_path / "out" / "monarch" / "conversion.md").read_text()  # still the 0.9 record
+    assert "| +0.0200 [" in (tmp_path / "out" / "monarch" / "conversion.md").read_text()  # 900 vs 880 right
 
 
 def test_stage_tables_wait_for_their_stage_and_need_a_renderer(tmp_path):
@@ -199,9 +236,9 @@ def test_stage_tables_wait_for_their_stage_and_need_a_renderer(tmp_path):
     said = []
     assert campaign.build_tables(say=said.append, out=tmp_path / "out") == []
     assert said == [f"stage {s} has not run under protocol paper: its tables wait for it" for s in ("grid", "minilm")]
-    campaign = Campaign("monarch", "paper", check_data=False)
-    del campaign.manifest.stages.grid["render"]
-    with pytest.raises(UserError, match="stage 'grid' of conf/paper/monarch.yaml names no render function"):
+    campaign = Campaign("monarch", "paper", check_data=False)  # the committed results: minilm's stage has run
+    del campaign.manifest.stages.minilm["render"]
+    with pytest.raises(UserError, match="stage 'minilm' of conf/paper/monarch.yaml names no render function"):
         campaign.build_tables(say=lambda _: None, out=tmp_path / "out")
 
 
@@ -363,3 +400,19 @@ def test_the_smoke_protocol_keeps_its_records_and_tables_out_of_results(tmp_path
     tables = tmp_path / "logs" / "smoke" / "qds" / "smoke"
     assert sorted(p.name for p in tables.glob("table1.*")) == ["table1.csv", "table1.md"]
     assert not (tmp_path / "results").exists()
+
+
+def test_a_stage_cost_may_differ_per_protocol(tmp_path):
+    """A smoke stage that costs seconds must not be skipped for the paper protocol's hours (and vice versa)."""
+    from omegaconf import OmegaConf
+
+    estimates = {}
+    for protocol in ("paper", "smoke"):
+        campaign = Campaign("monarch", protocol, results=tmp_path, check_data=False)
+        campaign.manifest.protocols[protocol].stage_results = str(tmp_path)  # no outputs there: both stages todo
+        campaign.manifest.stages.grid.cost_s = OmegaConf.create({"paper": 5000, "smoke": 70})
+        campaign.manifest.stages.minilm.cost_s = 900  # one value for every protocol
+        estimates[protocol] = [
+            campaign.status(Unit("monarch", protocol, "stage", s)).estimate_s for s in ("grid", "minilm")
+        ]
+    assert estimates == {"paper": [5000, 900], "smoke": [70, 900]}

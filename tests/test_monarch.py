@@ -97,12 +97,24 @@ def test_zero_shot_conversion_of_a_trained_run(make_cfg, tmp_path):
     run_dir = tmp_path / "run"
     same = convert_and_evaluate(run_dir, {"name": "softmax"}, "all")
     assert same["accuracy"] == same["original_accuracy"] and max(same["relative_output_error"]) < 1e-5
+    assert same["top1_agreement"] == 1 and same["paired_counts"]["original_only"] == 0
+    assert same["paired_counts"]["converted_only"] == 0
     exact = convert_and_evaluate(run_dir, {"name": "monarch", "block_size": 17}, "all")  # 16 patches + CLS
     assert abs(exact["accuracy"] - exact["original_accuracy"]) < 1e-9
     result = convert_and_evaluate(run_dir, {"name": "monarch", "block_size": 4, "num_steps": 2}, "second_half")
     assert result["layers"] == [1] and result["relative_output_error"][0] == pytest.approx(0, abs=1e-6)
     assert result["relative_output_error"][1] > 0 and result["row_kl"][1] > 0
     assert result["attention_flops_analytic"] is not None
+    counts, n_seen = result["paired_counts"], result["samples"]
+    assert sum(counts.values()) == n_seen
+    assert counts["both_correct"] + counts["original_only"] == round(result["original_accuracy"] * n_seen)
+    assert counts["both_correct"] + counts["converted_only"] == round(result["accuracy"] * n_seen)
+    # both right means the same class; a model right where the other is wrong means different classes
+    assert (
+        counts["both_correct"] / n_seen
+        <= result["top1_agreement"]
+        <= 1 - (n_seen - counts["neither"] - counts["both_correct"]) / n_seen
+    )
     json.dumps(result)
     # sink_window's kernels are invisible to FlopCounterMode: its count is 4 d per kept pair, i.e. softmax's 4 N^2 d
     # times (kept pairs) / N^2, the pairs counted here by brute force

@@ -128,6 +128,10 @@ class Campaign:
                 self._labels[unit.group] = {k: OmegaConf.select(cfg, k) for k in (*LABEL_KEYS, *spec_keys)}
         return self._labels[unit.group]
 
+    def _for_protocol(self, value: Any) -> Any:
+        """A stage's ``args`` or ``cost_s``: one value for every protocol, or a mapping protocol -> value."""
+        return value.get(self.protocol) if OmegaConf.is_dict(value) else value
+
     def unit_dir(self, unit: Unit) -> Path:
         return self.work / self.paper / self.protocol / unit.uid
 
@@ -141,7 +145,7 @@ class Campaign:
             progress = pieces.read_progress(self.stage_output(stage.progress)) if stage.get("progress") else None
             if progress and progress.get("done"):  # an incremental stage with finished pieces (pieces.py)
                 return Status("partial", int(progress["done"]), progress.get("seconds_left"))
-            return Status("todo", estimate_s=float(stage.get("cost_s", 0)) or None)
+            return Status("todo", estimate_s=float(self._for_protocol(stage.get("cost_s")) or 0) or None)
         if self.check_data and self.data_problem(unit):
             return Status("no data")
         epochs = _epochs_logged(self.unit_dir(unit))
@@ -284,9 +288,7 @@ class Campaign:
         }
         if unit.kind == STAGE:
             stage = self.manifest.stages[unit.name]
-            args = stage.get("args") or []
-            if OmegaConf.is_dict(args):  # per-protocol argument lists
-                args = args.get(self.protocol) or []
+            args = self._for_protocol(stage.get("args")) or []
             argv = [sys.executable, "-m", "qdsbench.campaign.stage", stage.function, json.dumps([str(a) for a in args])]
             if self.incremental(unit):  # it starts only the pieces that end before the runner's budget does
                 env[pieces.DEADLINE_ENV] = str(deadline)
