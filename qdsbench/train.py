@@ -229,7 +229,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
             },
             "epochs": trainer.current_epoch,
             "global_step": trainer.global_step,
-            "fit_seconds": round(fit_seconds, 2),
+            "fit_seconds": round(fit_seconds, 2),  # this process only
+            # with the attempts before a resume (the wall time of the history kept at its checkpoint)
+            "fit_seconds_cumulative": round(float(history.get("elapsed", 0.0)) + fit_seconds, 2),
             "total_seconds": round(time.time() - started, 2),
             "num_parameters": sum(p.numel() for p in task.parameters()),
         }

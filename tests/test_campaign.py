@@ -322,6 +322,9 @@ def test_interrupted_run_resumes_from_its_checkpoint(small_campaign):
     assert small_campaign.run(hours=0.5, say=said.append) == 0
     record = small_campaign.records[unit.uid]
     assert record["resumed"] == 1 and record["epochs"] == 3, said
+    # its cost counts both attempts (the estimate of the next run uses it), the last attempt alone is less
+    assert record["fit_seconds"] > record["fit_seconds_last_attempt"] > 0
+    assert record["seconds_per_epoch"] == round(record["fit_seconds"] / 3, 2)
     assert (small_campaign.results / "olinear" / "smoke" / "ili.md").is_file()
 
 

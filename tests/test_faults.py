@@ -68,7 +68,9 @@ def test_a_sigterm_killed_run_resumes_to_the_uninterrupted_history_in_the_same_w
     assert record["status"] == "interrupted" and "SIGTERM" in record["error"]
     wandb_id = record["wandb_id"]
     assert wandb_id, "run.json records no W&B id"
-    torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", weights_only=False)  # complete, loadable
+    step = torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]  # loadable
+    with open(tmp_path / "a" / "metrics.csv", newline="") as fh:  # the first attempt's time up to its checkpoint
+        first_attempt = max(float(r[4]) for r in list(csv.reader(fh))[1:] if r[0] and int(r[0]) <= step)
     resumed = train(f"paths.log_dir={logs}", f"hydra.run.dir={tmp_path}/b", "resume=auto", logger="wandb")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     record = json.loads((tmp_path / "a" / "run.json").read_text())
@@ -85,6 +87,9 @@ def test_a_sigterm_killed_run_resumes_to_the_uninterrupted_history_in_the_same_w
     assert len({(step, metric) for step, _, metric, _ in resumed_rows}) == len(resumed_rows)
     times = wall_times(tmp_path / "a")
     assert times == sorted(times), "wall_time restarted at the resume"
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert first_attempt > 0  # both attempts are counted:
+    assert summary["fit_seconds_cumulative"] == pytest.approx(summary["fit_seconds"] + first_attempt, abs=0.02)
 
 
 def test_a_second_process_cannot_take_a_locked_run_directory(tmp_path):

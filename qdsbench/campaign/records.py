@@ -79,6 +79,8 @@ def build_record(unit: Unit, run_dir: Path) -> dict[str, Any]:
     summary = json.loads((run_dir / SUMMARY_FILE).read_text())
     epochs = max(1, int(summary.get("epochs") or 0))  # Lightning's current_epoch after fit = epochs run
     fit = summary.get("fit_seconds")
+    # older summaries of a resumed run time only its last attempt: its cost per epoch was not measured
+    total = summary.get("fit_seconds_cumulative", None if run.get("resumed") else fit)
     final = dict(summary.get("final", {}))
     for index, layer in enumerate(run.get("attention_health") or []):  # P of static normalisers at initialisation
         final |= {f"init/layer{index}/{k}": v for k, v in layer.items()}
@@ -98,12 +100,11 @@ def build_record(unit: Unit, run_dir: Path) -> dict[str, Any]:
             "best": summary.get("best", {}).get("score"),
             "monitor": summary.get("best", {}).get("monitor"),
         },
-        # A resumed run's summary times only its last attempt: its cost per epoch was not measured.
         "epochs": epochs,
         "global_step": summary.get("global_step"),
-        "fit_seconds": None if run.get("resumed") else fit,
+        "fit_seconds": total,
         "fit_seconds_last_attempt": fit,
-        "seconds_per_epoch": round(fit / epochs, 2) if fit and not run.get("resumed") else None,
+        "seconds_per_epoch": round(total / epochs, 2) if total else None,
         "num_parameters": summary.get("num_parameters"),
         "resumed": len(run.get("resumed", [])),
         "git": run.get("git"),
