@@ -393,6 +393,23 @@ def test_until_is_the_budget_to_a_clock_time():
         parse(["--paper", "qds", "--until", "6h"])
 
 
+def test_an_until_clock_time_already_past_today_says_it_means_tomorrow(capsys, monkeypatch):
+    from datetime import datetime
+
+    from qdsbench.campaign import cli
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 12, 2, 5, 30)
+
+    monkeypatch.setattr(cli, "datetime", Clock)
+    assert cli.parse(["--paper", "qds", "--until", "05:00"]).hours == pytest.approx(23.5)
+    assert "--until 05:00: running until tomorrow 2026-12-03 05:00 (23.50 h)" in capsys.readouterr().err
+    assert cli.parse(["--paper", "qds", "--until", "06:00"]).hours == pytest.approx(0.5)
+    assert "--until 06:00: running until today 2026-12-02 06:00 (0.50 h)" in capsys.readouterr().err
+
+
 def test_the_smoke_protocol_keeps_its_records_and_tables_out_of_results(tmp_path, monkeypatch):
     """A protocol with its own results root (smoke: logs/smoke) writes there by default, never into results/."""
     from qdsbench.campaign.cli import main

@@ -46,10 +46,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=None, help="work directories (default: logs/campaign/)")
     args = parser.parse_args(argv)
     if args.until is not None:
+        now = datetime.now()
         try:
-            args.hours = hours_until(args.until)
+            args.hours = hours_until(args.until, now)
         except ValueError as err:
             parser.error(str(err))
+        deadline = now + timedelta(hours=args.hours)
+        # HH:MM already past today silently meant a day's budget; say which deadline was taken
+        day = "today" if deadline.date() == now.date() else "tomorrow" if len(args.until) <= 5 else "on"
+        print(
+            f"--until {args.until}: running until {day} {deadline:%Y-%m-%d %H:%M} ({args.hours:.2f} h)",
+            file=sys.stderr,
+        )
     if args.hours is not None and args.hours <= 0:
         parser.error(f"--hours must be positive, got {args.hours}")
     if args.jobs < 1:
