@@ -390,12 +390,11 @@ def retest(module: str) -> tuple[dict[str, str], str]:
         sys.exit(f"mutmut generated no mutants for {module}")
     changed = {f for f, h in hashes.items() if old_hashes.get(f) != h}
     current = read_statuses(module)
-    rerun = sorted(k for k in current if function_of(k) in changed or old.get(k) in SURVIVED | UNRUN)
+    rerun = to_rerun(old, changed, current)
     if rerun:
         run_mutmut(module, *rerun)
     seconds = time.monotonic() - start
-    fresh = read_statuses(module)
-    merged = {k: fresh[k] if k in rerun else old.get(k, fresh[k]) for k in current}
+    merged = merge_verdicts(old, read_statuses(module), current, rerun)
     line = (
         f"- command: `make mutate MODULE={module} ARGS=--retest`: {len(rerun)} mutants rerun in "
         f"{seconds / 60:.1f} min ({len(changed)} changed functions and the survivors of the recorded run); the other "
@@ -403,6 +402,18 @@ def retest(module: str) -> tuple[dict[str, str], str]:
         f"({base_run(recorded)}), {date.today().isoformat()}"
     )
     return merged, line
+
+
+def to_rerun(old: dict[str, str], changed: set[str], current: dict[str, str]) -> list[str]:
+    """The mutants a retest must run: every current mutant of a changed function, and every one the recorded run
+    left alive or unrun (a new mutant of an unchanged function cannot exist: mutmut numbers them per function)."""
+    return sorted(k for k in current if function_of(k) in changed or old.get(k) in SURVIVED | UNRUN)
+
+
+def merge_verdicts(old: dict[str, str], fresh: dict[str, str], current: dict[str, str], rerun: list[str]):
+    """One verdict per current mutant: the rerun ones from this run, the others as recorded (a mutant the record
+    never saw takes this run's status). Mutants of deleted code, absent from ``current``, are dropped."""
+    return {k: fresh[k] if k in rerun else old.get(k, fresh[k]) for k in current}
 
 
 def base_run(recorded: dict) -> str:

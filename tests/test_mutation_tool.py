@@ -54,6 +54,31 @@ RULE_CASES = [  # (change as the report writes it, index of the rule that judges
 ]
 
 
+def test_a_retest_reruns_changed_functions_and_survivors_and_keeps_every_other_verdict():
+    mutate = _mutate_module()
+    f, g, h = "pkg.mod.x_f", "pkg.mod.x_g", "pkg.mod.x_h"
+    recorded = {
+        f"{f}__mutmut_1": "killed",  # f changed: rerun although killed
+        f"{g}__mutmut_1": "killed",  # g unchanged and killed: kept
+        f"{g}__mutmut_2": "survived",  # a survivor: rerun (a new test may kill it)
+        f"{g}__mutmut_3": "not checked",  # left out by --only: rerun
+        f"{h}__mutmut_1": "timeout",  # h was deleted: gone from the merged picture
+    }
+    current = {f"{f}__mutmut_1": "killed", f"{f}__mutmut_2": "not checked"}  # f gained a mutant
+    current |= {f"{g}__mutmut_{i}": "not checked" for i in (1, 2, 3)}
+    rerun = mutate.to_rerun(recorded, {f}, current)
+    assert rerun == [f"{f}__mutmut_1", f"{f}__mutmut_2", f"{g}__mutmut_2", f"{g}__mutmut_3"]
+    fresh = {**current, f"{f}__mutmut_1": "survived", f"{f}__mutmut_2": "killed", f"{g}__mutmut_2": "killed"}
+    fresh[f"{g}__mutmut_3"] = "survived"
+    assert mutate.merge_verdicts(recorded, fresh, current, rerun) == {
+        f"{f}__mutmut_1": "survived",
+        f"{f}__mutmut_2": "killed",
+        f"{g}__mutmut_1": "killed",
+        f"{g}__mutmut_2": "killed",
+        f"{g}__mutmut_3": "survived",
+    }
+
+
 def test_equivalence_rules_judge_only_their_own_class_of_mutant():
     mutate = _mutate_module()
     whys = [why for _, why in mutate.RULES]
