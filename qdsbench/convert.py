@@ -45,7 +45,13 @@ def convert_and_evaluate(
     layers: str | list[int] = "all",
     max_samples: int | None = None,
     split: str = "test",
+    diagnostic_samples: int | None = None,
+    original_predictions: dict | None = None,
 ) -> dict[str, Any]:
+    """Accuracy and agreement over ``max_samples`` images (None: the whole split); the per-layer relative output
+    error and row KL over the first ``diagnostic_samples`` of them (None: all; they are means over many rows and
+    cost as much again as the forward). ``original_predictions``: a dict the caller keeps across conversions of the
+    same run and split, filled here with the unconverted model's predictions so that a grid runs it once."""
     cfg, task, datamodule, checkpoint = load_task(run_dir)
     task.eval()
     converted = copy.deepcopy(task)
@@ -56,17 +62,20 @@ def convert_and_evaluate(
     correct = {"original": 0, "converted": 0}
     paired = {"both_correct": 0, "original_only": 0, "converted_only": 0, "neither": 0}
     agree = 0
-    seen, errors, kls = 0, [[] for _ in original_layers], [[] for _ in original_layers]
-    flops_measured = 0
-    for x, y in loader:
+    seen, diagnosed, errors, kls = 0, 0, [[] for _ in original_layers], [[] for _ in original_layers]
+    flops_measured, flops_by_batch_size = 0, {}
+    cache = {} if original_predictions is None else original_predictions
+    for index, (x, y) in enumerate(loader):
         if max_samples is not None and seen >= max_samples:
             break
         if max_samples is not None and seen + len(y) > max_samples:
             x, y = x[: max_samples - seen], y[: max_samples - seen]
-        logits_a = task(x)
+        key = (str(run_dir), split, index, len(y))
+        if key not in cache:
+            cache[key] = task(x).argmax(-1)
         with Capture(converted.net, matrices="none", outputs=True, hidden=False) as cap:
             logits_b = converted(x)
-        pred_a, pred_b = logits_a.argmax(-1), logits_b.argmax(-1)
+        pred_a, pred_b = cache[key], logits_b.argmax(-1)
         right_a, right_b = pred_a == y, pred_b == y
         correct["original"] += int(right_a.sum())
         correct["converted"] += int(right_b.sum())
@@ -79,19 +88,24 @@ def convert_and_evaluate(
         records = {id(backend): record for (_, backend), record in zip(cap.backends, cap.layers)}
         inputs = [records[id(layer.backend)] for layer in converted_layers]
         inputs = [(r.q[-1], r.k[-1], r.v[-1], r.out[-1]) for r in inputs]  # each layer's (q, k, v, out)
-        for i, (q, k, v, out_b) in enumerate(inputs):
-            out_a = original_layers[i].backend(q, k, v)  # the original backend on the converted inputs
-            errors[i].append(float((out_b - out_a).norm() / out_a.norm().clamp_min(1e-12)))
-            p_a = original_layers[i].backend.attention_matrix(q, k)
-            p_b = converted_layers[i].backend.attention_matrix(q, k) if p_a is not None else None
-            if p_b is not None:  # both backends have a matrix
-                kls[i].append(_row_kl(p_a, p_b))
-        with FlopCounterMode(display=False) as counter:
-            for layer, (q, k, v, _) in zip(converted_layers, inputs):
-                layer.backend(q, k, v)
-        flops_measured += counter.get_total_flops() + sum(
-            _uncounted_flops(layer.backend, q) for layer, (q, _, _, _) in zip(converted_layers, inputs)
-        )
+        if diagnostic_samples is None or diagnosed < diagnostic_samples:
+            take = len(y) if diagnostic_samples is None else min(len(y), diagnostic_samples - diagnosed)
+            diagnosed += take
+            for i, (q, k, v, out_b) in enumerate((q[:take], k[:take], v[:take], o[:take]) for q, k, v, o in inputs):
+                out_a = original_layers[i].backend(q, k, v)  # the original backend on the converted inputs
+                errors[i].append(float((out_b - out_a).norm() / out_a.norm().clamp_min(1e-12)))
+                p_a = original_layers[i].backend.attention_matrix(q, k)
+                p_b = converted_layers[i].backend.attention_matrix(q, k) if p_a is not None else None
+                if p_b is not None:  # both backends have a matrix
+                    kls[i].append(_row_kl(p_a, p_b))
+        if len(y) not in flops_by_batch_size:  # attention FLOPs depend on the shapes only: counted once per size
+            with FlopCounterMode(display=False) as counter:
+                for layer, (q, k, v, _) in zip(converted_layers, inputs):
+                    layer.backend(q, k, v)
+            flops_by_batch_size[len(y)] = counter.get_total_flops() + sum(
+                _uncounted_flops(layer.backend, q) for layer, (q, _, _, _) in zip(converted_layers, inputs)
+            )
+        flops_measured += flops_by_batch_size[len(y)]
     q = inputs[0][0]
     batch, heads, n, d = q.shape
     per_head = [layer.backend.flops(n, d) for layer in converted_layers]
@@ -103,6 +117,7 @@ def convert_and_evaluate(
         "backend": backend,
         "layers": chosen,
         "samples": seen,
+        "diagnostic_samples": diagnosed,  # the images behind relative_output_error and row_kl
         "accuracy": correct["converted"] / seen,
         "original_accuracy": correct["original"] / seen,
         "top1_agreement": agree / seen,  # same predicted class as the unconverted model, right or wrong

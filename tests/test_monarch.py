@@ -93,7 +93,15 @@ def test_bad_monarch_options():
 
 
 def test_zero_shot_conversion_of_a_trained_run(make_cfg, tmp_path):
-    train(make_cfg("trainer.max_epochs=3", "model.tokenizer=patch", "model.patch_size=2", "model.depth=2"))
+    train(
+        make_cfg(
+            "trainer.max_epochs=3",
+            "model.tokenizer=patch",
+            "model.patch_size=2",
+            "model.depth=2",
+            "data.eval_batch_size=100",
+        )
+    )
     run_dir = tmp_path / "run"
     same = convert_and_evaluate(run_dir, {"name": "softmax"}, "all")
     assert same["accuracy"] == same["original_accuracy"] and max(same["relative_output_error"]) < 1e-5
@@ -116,6 +124,27 @@ def test_zero_shot_conversion_of_a_trained_run(make_cfg, tmp_path):
         <= 1 - (n_seen - counts["neither"] - counts["both_correct"]) / n_seen
     )
     json.dumps(result)
+    # FLOPs are counted once per batch size; every batch (a short last one too) still adds the analytic count
+    assert result["attention_flops_measured"] == result["attention_flops_analytic"]
+    # a grid shares the unconverted model's predictions: the same result as computing them each time
+    shared = {}
+    first = convert_and_evaluate(
+        run_dir, {"name": "monarch", "block_size": 4, "num_steps": 2}, "second_half", original_predictions=shared
+    )
+    assert shared and {k: v for k, v in first.items() if k != "time"} == {
+        k: v for k, v in result.items() if k != "time"
+    }
+    again = convert_and_evaluate(run_dir, {"name": "nystrom", "num_landmarks": 4}, "all", original_predictions=shared)
+    alone = convert_and_evaluate(run_dir, {"name": "nystrom", "num_landmarks": 4}, "all")
+    assert again["paired_counts"] == alone["paired_counts"] and again["original_accuracy"] == alone["original_accuracy"]
+    # diagnostics on the first images only: the same errors as a conversion of just those images, accuracy on all
+    few = convert_and_evaluate(run_dir, {"name": "nystrom", "num_landmarks": 4}, "all", diagnostic_samples=150)
+    head = convert_and_evaluate(
+        run_dir, {"name": "nystrom", "num_landmarks": 4}, "all", max_samples=few["diagnostic_samples"]
+    )
+    assert few["diagnostic_samples"] < few["samples"] == alone["samples"] and few["accuracy"] == alone["accuracy"]
+    assert few["relative_output_error"] == head["relative_output_error"] and few["row_kl"] == head["row_kl"]
+    assert alone["diagnostic_samples"] == alone["samples"]
     # sink_window's kernels are invisible to FlopCounterMode: its count is 4 d per kept pair, i.e. softmax's 4 N^2 d
     # times (kept pairs) / N^2, the pairs counted here by brute force
     sparse = convert_and_evaluate(run_dir, {"name": "sink_window", "window": 3, "sinks": 1}, "all", max_samples=8)

@@ -35,11 +35,19 @@ def test_a_finished_run_is_not_trained_again_and_an_interrupted_one_is_resumed(t
 
 
 def test_the_grid_records_paired_counts_that_add_up_and_the_training_time(make_cfg, tmp_path, monkeypatch):
-    train(make_cfg("trainer.max_epochs=1", "model.tokenizer=patch", "model.patch_size=2", "model.depth=2"))
+    train(
+        make_cfg(
+            "trainer.max_epochs=1",
+            "model.tokenizer=patch",
+            "model.patch_size=2",
+            "model.depth=2",
+            "data.eval_batch_size=100",
+        )
+    )
     run_dir, out = tmp_path / "run", tmp_path / "out"
     points = [({"name": "softmax"}, "all"), ({"name": "monarch", "block_size": 4, "num_steps": 1}, "all")]
     monkeypatch.setattr(monarch, "grid", lambda: points)
-    monarch.main([str(run_dir), "--out", str(out), "--experiment", "monarch/vit_long"])
+    monarch.main([str(run_dir), "--out", str(out), "--experiment", "monarch/vit_long", "--diagnostic-samples", "150"])
     with open(out / "conversion.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     meta = json.loads((out / "conversion.meta.json").read_text())
@@ -56,6 +64,8 @@ def test_the_grid_records_paired_counts_that_add_up_and_the_training_time(make_c
         last = max(float(r["wall_time"]) for r in csv.DictReader(fh))
     assert meta["training_minutes"] == pytest.approx(last / 60)
     assert meta["experiment"] == "monarch/vit_long" and "--max-samples" not in meta["command"]
+    assert meta["diagnostic_samples"] == 150 < meta["samples"]  # the first 150 images, across batches of 100
+    assert "--diagnostic-samples 150" in meta["command"]
     text = (out / "conversion.md").read_text()
     assert "| +0.0000 [" in text  # softmax's change against itself
     assert text.count("| all |") == 2

@@ -30,7 +30,10 @@ def _convert(cfg: DictConfig) -> None:
     backend = OmegaConf.to_container(cfg.attention, resolve=True)
     layers = cfg.layers if isinstance(cfg.layers, str) else [int(i) for i in cfg.layers]
     max_samples = None if cfg.max_samples is None else int(cfg.max_samples)
-    result = convert_and_evaluate(cfg.run_dir, backend, layers, max_samples, cfg.split)
+    diagnostic = cfg.get("diagnostic_samples")
+    result = convert_and_evaluate(
+        cfg.run_dir, backend, layers, max_samples, cfg.split, None if diagnostic is None else int(diagnostic)
+    )
     out = Path(HydraConfig.get().runtime.output_dir) / "result.json"
     atomic_write_json(out, result)
     print(json.dumps({k: v for k, v in result.items() if k not in ("run_dir", "checkpoint")}, indent=2))

@@ -173,7 +173,12 @@ def _header(rows: list[dict], meta: dict) -> list[str]:
         "Intervals: Wilson score for each accuracy; for the change against the unconverted model, Newcombe's paired "
         "interval (method 10) from the per-image counts, since both models see the same images. Top-1 agreement: "
         "the share of images on which the converted model predicts the same class as the original, right or wrong. "
-        "FLOPs: attention bmm FLOPs of the swapped backends over all layers, measured with torch FlopCounterMode; "
+        + (
+            f"Relative output error and row KL: over the first {meta['diagnostic_samples']} test images. "
+            if meta.get("diagnostic_samples")
+            else ""
+        )
+        + "FLOPs: attention bmm FLOPs of the swapped backends over all layers, measured with torch FlopCounterMode; "
         "ratio vs softmax attention (4 N^2 d per head).",
     ]
     return lines
@@ -224,6 +229,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--max-samples", type=int, default=None, help="cap on test images (default: the whole test split)"
     )
+    parser.add_argument(
+        "--diagnostic-samples",
+        type=int,
+        default=1000,
+        help="test images behind the relative output error and row KL (default 1000; accuracy uses all)",
+    )
     parser.add_argument("--plot-only", action="store_true", help="redraw the figure from conversion.csv")
     parser.add_argument(
         "--train",
@@ -250,9 +261,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.train:
         ensure_trained(args.run_dir, args.experiment, args.train_override)
-    started, rows, original_correct = time.time(), [], None
+    started, rows, original_correct, original_predictions = time.time(), [], None, {}
     for backend, layers in grid():
-        r = convert_and_evaluate(args.run_dir, backend, layers, args.max_samples)
+        r = convert_and_evaluate(
+            args.run_dir, backend, layers, args.max_samples, "test", args.diagnostic_samples, original_predictions
+        )
         kl = [x for x in r["row_kl"] if x]
         options = ", ".join(f"{k}={v}" for k, v in backend.items() if k not in ("name", "pad", "redraw"))
         counts = r["paired_counts"]
@@ -263,6 +276,7 @@ def main(argv: list[str] | None = None) -> None:
                 "options": options,
                 "layers": layers,
                 "samples": r["samples"],
+                "diagnostic_samples": r["diagnostic_samples"],
                 "accuracy": round(r["accuracy"], 4),
                 "original_accuracy": round(r["original_accuracy"], 4),
                 "top1_agreement": round(r["top1_agreement"], 4),
@@ -283,6 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     command = " ".join(
         [".venv/bin/python scripts/monarch_grid.py", str(args.run_dir), "--experiment", args.experiment]
         + (["--max-samples", str(args.max_samples)] if args.max_samples else [])
+        + (["--diagnostic-samples", str(args.diagnostic_samples)] if args.diagnostic_samples != 1000 else [])
         + (["--train"] if args.train else [])
     )
     meta = {
@@ -291,6 +306,7 @@ def main(argv: list[str] | None = None) -> None:
         "command": command,
         "max_samples": args.max_samples,
         "samples": rows[0]["samples"],
+        "diagnostic_samples": rows[0]["diagnostic_samples"],
         "original_accuracy": rows[0]["original_accuracy"],
         "original_correct": original_correct,
         "training_minutes": training_minutes(args.run_dir),
