@@ -466,9 +466,7 @@ def _block_sum_into(v: torch.Tensor, q_d: int, q_a: int, out: torch.Tensor) -> N
 def _forward(gates, sched, q_d, q_a, chunk, dtype, batch, keep=None) -> torch.Tensor:
     dim, n = 2**sched.n_qubits, 2**q_d
     real = torch.float64 if dtype == torch.complex128 else torch.float32
-    device = gates[0].device if gates else None
-    if not sched.steps:  # V = I
-        return torch.eye(n, dtype=real, device=device).expand(batch, n, n).clone()
+    device = gates[0].device  # a circuit without steps (V = I) never gets here: dsm returns the identity
     p = torch.empty(batch, n, n, dtype=real, device=device)
     for start in range(0, batch, chunk):
         end = min(start + chunk, batch)
