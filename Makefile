@@ -16,7 +16,7 @@ DATA ?= $(or $(QDSBENCH_DATA),data)
 ARGS ?=
 TEST_JOBS ?= 2
 
-.PHONY: help install run test test-full test-gpu mutate lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear reproduce-monarch bench-monarch bench-qontot bench-qontot-step qds-expressivity reproduce-analysis reproduce-delta bench-sparse report dashboard reproduce-paper plan tables data-link browser-deps compiler-deps slurm-up slurm-down test-slurm
+.PHONY: help install run test test-full test-gpu mutate lint format clean clean-logs data-mnist bench sweep reproduce-qds reproduce-qds-smoke reproduce-olinear reproduce-monarch bench-monarch bench-qontot bench-qontot-step qds-expressivity reproduce-analysis reproduce-delta bench-sparse bench-lm-dtype report dashboard reproduce-paper plan tables data-link browser-deps compiler-deps slurm-up slurm-down test-slurm
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -106,6 +106,9 @@ reproduce-analysis: install data-mnist ## attention analysis study (co-occurrenc
 
 reproduce-delta: install ## train the RULER-synth decoder if missing (~1 h), then the Delta / sparse prefill grid -> results/delta/
 	$(PY) scripts/reproduce_delta.py $(ARGS)
+
+bench-lm-dtype: install ## SmolLM2-135M on RULER text prompts, float32 vs bfloat16 side by side -> results/bench/lm_dtype.md
+	$(PY) scripts/bench_lm_dtype.py $(ARGS)
 
 bench-sparse: install ## full SDPA vs sink_window vs Delta time and peak memory, N = 1K..32K -> results/bench/sparse.md
 	$(PY) scripts/bench_sparse.py $(ARGS)

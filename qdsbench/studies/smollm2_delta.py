@@ -1,7 +1,7 @@
 """The Delta study on a real LM (issue 18, item 3): SmolLM2-135M-Instruct on RULER's text tasks, as an incremental
 campaign stage (conf/paper/delta.yaml, stage ``smollm2_delta``).
 
-    .venv/bin/qdsbench-reproduce --paper delta --protocol paper --only-stage smollm2_delta --hours H
+    .venv/bin/qdsbench-reproduce --paper delta --protocol paper --tables smollm2_delta --hours H
 
 Protocol: every task at every length first with full attention (``full``: exact causal SDPA through the same hook);
 the tasks whose full score is at least ``--keep`` (30) at a length are then run with every method at every ratio
