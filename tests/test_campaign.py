@@ -436,3 +436,14 @@ def test_a_stage_cost_may_differ_per_protocol(tmp_path):
             campaign.status(Unit("monarch", protocol, "stage", s)).estimate_s for s in ("grid", "minilm")
         ]
     assert estimates == {"paper": [5000, 900], "smoke": [70, 900]}
+
+
+@pytest.mark.parametrize("paper", ["qds", "olinear", "delta", "monarch", "analysis"])
+def test_a_smoke_protocol_estimates_every_stage_in_minutes(paper, tmp_path):
+    """``--protocol smoke --hours 0.2`` must start every stage: a stage whose estimate is the paper protocol's hours
+    is skipped by the budget (the monarch and delta smoke grids were)."""
+    campaign = Campaign(paper, "smoke", results=tmp_path, check_data=False)
+    campaign.manifest.protocols.smoke.stage_results = str(tmp_path)  # no outputs there: every stage is todo
+    stages = [u for u in campaign.units if u.kind == "stage"]
+    estimates = {u.name: campaign.status(u).estimate_s for u in stages}
+    assert all(e is not None and e <= 600 for e in estimates.values()), estimates
