@@ -89,7 +89,8 @@ def ensure_trained(run_dir: Path, experiment: str = DEFAULT_EXPERIMENT, override
 
 def training_minutes(run_dir: Path) -> float | None:
     """Wall time of the training in minutes: the last wall_time of its metrics.csv, which continues across resumes
-    (summary.json's fit_seconds counts only the process that finished)."""
+    (summary.json's fit_seconds counts only the process that finished; runs since 2026-12-03 also record
+    fit_seconds_cumulative, but the history serves older runs too)."""
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return None
