@@ -40,9 +40,11 @@ OUT = REPO_ROOT / "results" / "delta"
 NAME = "smollm2_delta"
 METHODS = ("sparse", "tail_only", "recompute", "delta", "delta_notail")
 GAMMA = 64
-# Wall seconds per sample before any piece has been measured (full attention, one thread, RULER's budget with the
-# end-of-turn stop): 1K 8-10 s and 2K 16-18 s measured for the pilot; 4K extrapolated.
-SECONDS_PER_SAMPLE_HINT = {1024: 10.0, 2048: 18.0, 4096: 45.0}
+# Wall seconds per sample before any piece of that length has been measured (full attention, one thread, RULER's
+# budget with the end-of-turn stop), measured 2026-12-03 with one other job on the machine: 1K 3.4-4.8 s
+# (results/bench/lm_dtype.md), 2K 10.4 s (the first full piece, answer NLL included), 4K 23-24.6 s (4 prompts of
+# niah_single_1 and vt). The pilot's 8-10 s at 1K and 16-18 s at 2K were measured at load 10.
+SECONDS_PER_SAMPLE_HINT = {1024: 5.0, 2048: 10.4, 4096: 24.0}
 
 
 def method_config(method: str, length: int, ratio: int) -> dict[str, Any]:
