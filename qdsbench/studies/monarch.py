@@ -31,6 +31,7 @@ from qdsbench.tables import markdown_table, read_csv, write_csv, write_text
 
 OUT = REPO_ROOT / "results" / "monarch"
 DEFAULT_EXPERIMENT = "monarch/vit_converged"
+DIAGNOSTIC_SAMPLES = 1000  # test images behind the per-layer error and row KL (means over many rows)
 PAIRED = ("both_correct", "original_only", "converted_only", "neither")  # per-image counts, original vs converted
 COLUMNS = [
     "backend",
@@ -233,8 +234,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--diagnostic-samples",
         type=int,
-        default=1000,
-        help="test images behind the relative output error and row KL (default 1000; accuracy uses all)",
+        default=DIAGNOSTIC_SAMPLES,
+        help=f"images behind the relative output error and row KL (default {DIAGNOSTIC_SAMPLES}; accuracy uses all)",
     )
     parser.add_argument("--plot-only", action="store_true", help="redraw the figure from conversion.csv")
     parser.add_argument(
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.train:
         ensure_trained(args.run_dir, args.experiment, args.train_override)
-    started, rows, original_correct, original_predictions = time.time(), [], None, {}
+    started, rows, original_predictions = time.time(), [], {}
     for backend, layers in grid():
         r = convert_and_evaluate(
             args.run_dir, backend, layers, args.max_samples, "test", args.diagnostic_samples, original_predictions
@@ -270,7 +271,6 @@ def main(argv: list[str] | None = None) -> None:
         kl = [x for x in r["row_kl"] if x]
         options = ", ".join(f"{k}={v}" for k, v in backend.items() if k not in ("name", "pad", "redraw"))
         counts = r["paired_counts"]
-        original_correct = counts["both_correct"] + counts["original_only"]
         rows.append(
             {
                 "backend": backend["name"],
@@ -298,7 +298,11 @@ def main(argv: list[str] | None = None) -> None:
     command = " ".join(
         [".venv/bin/python scripts/monarch_grid.py", str(args.run_dir), "--experiment", args.experiment]
         + (["--max-samples", str(args.max_samples)] if args.max_samples else [])
-        + (["--diagnostic-samples", str(args.diagnostic_samples)] if args.diagnostic_samples != 1000 else [])
+        + (
+            ["--diagnostic-samples", str(args.diagnostic_samples)]
+            if args.diagnostic_samples != DIAGNOSTIC_SAMPLES
+            else []
+        )
         + (["--train"] if args.train else [])
     )
     meta = {
@@ -309,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
         "samples": rows[0]["samples"],
         "diagnostic_samples": rows[0]["diagnostic_samples"],
         "original_accuracy": rows[0]["original_accuracy"],
-        "original_correct": original_correct,
+        "original_correct": rows[0]["both_correct"] + rows[0]["original_only"],  # the same in every row
         "training_minutes": training_minutes(args.run_dir),
         "minutes": (time.time() - started) / 60,
     }
