@@ -375,6 +375,40 @@ def test_a_run_is_estimated_from_runs_of_its_own_dataset_not_of_another(tmp_path
     assert campaign.status(breast).estimate_s == pytest.approx(30.0 + epochs * 0.4)  # measured on its own data
 
 
+def test_a_forecast_is_estimated_from_runs_of_its_own_horizon(tmp_path):
+    """OLinear's output layers grow with the horizon (an ETTh1 epoch took 33 s at 96 and about 4x that at 720): a
+    measured 96-step run is no estimate for 720, which keeps the manifest's 720 hint until a 720 run is measured."""
+    campaign = Campaign("olinear", "paper", results=tmp_path, work=tmp_path, tables_=["etth1"], check_data=False)
+    by_horizon = {
+        int(campaign.labels(u)["data.pred_len"]): u
+        for u in campaign.units
+        if u.name == "olinear/etth1" and u.seed == 2023
+    }
+    short, long = by_horizon[96], by_horizon[720]
+    epochs = int(campaign.labels(long)["trainer.max_epochs"])
+    hint = float(campaign.manifest.cost["olinear/etth1 data.pred_len=720"])
+    campaign.records = {
+        "x-1": {
+            "uid": "x-1",
+            "experiment": "olinear/etth1",
+            "seconds_per_epoch": 33.0,
+            "config": campaign.labels(short),
+        }
+    }
+    assert campaign.status(long).estimate_s == pytest.approx(30.0 + epochs * hint)
+    assert campaign.status(by_horizon[192]).estimate_s == pytest.approx(
+        30.0 + epochs * float(campaign.manifest.cost["olinear/etth1 data.pred_len=192"])
+    )
+    assert campaign.status(short).estimate_s == pytest.approx(30.0 + epochs * 33.0)  # its own horizon: measured
+    campaign.records["y-1"] = {
+        "uid": "y-1",
+        "experiment": "olinear/etth1",
+        "seconds_per_epoch": 140.0,
+        "config": campaign.labels(long),
+    }
+    assert campaign.status(long).estimate_s == pytest.approx(30.0 + epochs * 140.0)
+
+
 def test_until_is_the_budget_to_a_clock_time():
     from datetime import datetime
 

@@ -430,8 +430,17 @@ def _group_of(record: dict[str, Any]) -> str:
     return record["uid"].rsplit("-", 1)[-1]
 
 
-# What sets a run's seconds per epoch: the operator, the model's size and the dataset (its epoch length).
-COST_KEYS = ("attention.name", "model.name", "model.depth", "attention.layers", "data.name")
+# What sets a run's seconds per epoch: the operator, the model's size, the dataset (its epoch length) and, for a
+# forecaster, its window (OLinear's output layers grow with the horizon: 96 -> 720 is 4.5x the epoch time).
+COST_KEYS = (
+    "attention.name",
+    "model.name",
+    "model.depth",
+    "attention.layers",
+    "data.name",
+    "data.seq_len",
+    "data.pred_len",
+)
 
 
 def _same_backend(record: dict[str, Any], labels: dict[str, Any]) -> bool:
