@@ -242,6 +242,24 @@ def test_stage_tables_wait_for_their_stage_and_need_a_renderer(tmp_path):
         campaign.build_tables(say=lambda _: None, out=tmp_path / "out")
 
 
+def test_the_plan_sums_each_table_and_counts_a_shared_run_in_both(tmp_path):
+    """Table A3's L = 16 runs are Table 1's depth-1 static QontOT runs: one unit, listed under both tables."""
+    campaign = Campaign(
+        "qds", "paper", results=tmp_path, work=tmp_path, tables_=["table1", "tableA3"], check_data=False
+    )
+    shared = [u for u in campaign.units if set(u.tables) == {"table1", "tableA3"}]
+    assert shared
+    campaign.records = {shared[0].uid: {"uid": shared[0].uid}}
+    lines = {line.split(":")[0]: line for line in campaign.plan() if line.startswith("table ")}
+    for table in ("table1", "tableA3"):
+        mine = [u for u in campaign.units if table in u.tables]
+        states = [campaign.status(u) for u in mine]
+        hours = sum(st.estimate_s for st in states if st.state != "done") / 3600
+        assert lines[f"table {table}"] == (
+            f"table {table}: done 1, left {len(mine) - 1}, no data here 0; about {hours:.1f} h of one core left"
+        )
+
+
 def test_plan_for_every_paper_exits_zero():
     for paper in papers():
         out = subprocess.run(

@@ -174,11 +174,17 @@ class Campaign:
 
     # --- plan ----------------------------------------------------------------------------------------------
     def plan(self) -> list[str]:
+        """One line per unit, one per table (a unit that two tables share counts in both), then the total."""
         lines, totals = [], {"done": 0, "partial": 0, "todo": 0, "no data": 0}
         left, unknown = 0.0, 0
+        per_table = {t: {"done": 0, "left": 0, "no data": 0, "seconds": 0.0} for t in self.table_names}
         for unit in self.units:
             st = self.status(unit)
             totals[st.state] += 1
+            for table in (t for t in unit.tables if t in per_table):
+                row, to_do = per_table[table], st.state in ("partial", "todo")
+                row["left" if to_do else st.state] += 1
+                row["seconds"] += (st.estimate_s or 0.0) if to_do else 0.0
             if st.state in ("partial", "todo"):
                 if st.estimate_s is None:
                     unknown += 1
@@ -190,6 +196,11 @@ class Campaign:
             lines.append(f"{st.state:7s} {cost:>8s}  {unit.uid}{extra}")
         problems = sorted({p for u in self.units if (p := self.data_problem(u))}) if self.check_data else []
         lines += [f"no data: {p}" for p in problems]
+        lines += [
+            f"table {t}: done {row['done']}, left {row['left']}, no data here {row['no data']}; "
+            f"about {row['seconds'] / 3600:.1f} h of one core left"
+            for t, row in per_table.items()
+        ]
         lines.append(
             f"total: {len(self.units)} units; done {totals['done']}, partial {totals['partial']}, "
             f"todo {totals['todo']}, no data here {totals['no data']}; "
