@@ -401,6 +401,11 @@ CASES = [
     Case("attention=softmaxx", _cli("attention=softmaxx"), ("'softmaxx'", "softmax", "sdpa")),
     Case("experiment=nope", _cli("experiment=nope"), ("'nope'", "digits_vit")),
     Case("misspelled key model.dept", _cli("model.dept=3"), ("'model.dept'", "depth")),
+    Case(  # Hydra names one unknown key at a time: listing the valid keys must not trip over the second
+        "two misspelled keys",
+        _cli("trainer.max_epohs=1", "trainer.precison=32"),
+        ("'trainer.max_epohs'", "max_epochs"),
+    ),
     Case("misspelled new key +data.batchsize", _cli("+data.batchsize=3"), ("'batchsize'", "batch_size")),
     Case("unknown backend option +attention.temperature", _cli("+attention.temperature=2"), ("'temperature'", "scale")),
     Case("trainer.max_epochs=-2", _cli("trainer.max_epochs=-2"), ("trainer.max_epochs=-2", ">= 1")),

@@ -97,12 +97,23 @@ def check_keys(conf_dir: Path, config_name: str, overrides: list[str]) -> None:
         message = str(err)
         if message.startswith("Could not override '"):
             key = message.split("'")[1]
-            base = compose(config_name, [o for o in plain if not o.startswith(f"{key}=")], conf_dir)
-            where, keys = _parent_keys(base, key)
+            where, keys = _parent_keys(_compose_without_unknown_keys(conf_dir, config_name, plain), key)
             raise PreflightError(
                 f"unknown config key '{key}'; valid keys of {where}: {', '.join(keys)} (prefix with + to add a new key)"
             ) from None
         raise PreflightError(_one_line(conf_dir, message)) from None
+
+
+def _compose_without_unknown_keys(conf_dir: Path, config_name: str, plain: list[str]) -> DictConfig:
+    """The config without every override of a key it lacks (Hydra names them one at a time), for the valid keys."""
+    while True:
+        try:
+            return compose(config_name, plain, conf_dir)
+        except ConfigCompositionException as err:
+            if not str(err).startswith("Could not override '"):
+                raise
+            key = str(err).split("'")[1]
+            plain = [o for o in plain if not o.startswith(f"{key}=")]
 
 
 def _one_line(conf_dir: Path, message: str) -> str:
