@@ -8,7 +8,7 @@ import signal
 import time
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import ModelSummary, ProgressBar, RichProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressBar, RichProgressBar
 from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
 
 SIGNALS = ("SIGKILL", "SIGTERM", "SIGINT")
@@ -27,6 +27,18 @@ class FaultInjection(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step >= self.kill_at_step:
             os.kill(os.getpid(), getattr(signal, self.signal_name))
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """``checkpoints/last.ckpt`` after every validation, whatever the monitored metric did: what resume=auto reads.
+
+    Since Lightning 2.6 ``ModelCheckpoint(save_last=True)`` writes last.ckpt only when a top-k checkpoint is saved
+    at the same step, so with ``save_top_k=1`` it is a copy of the best epoch and a resume would repeat every epoch
+    after it. This checkpoint monitors nothing and keeps one file under one name; it runs after the best-model
+    checkpoint (listed after it), so the state it saves already holds that epoch's best score."""
+
+    def __init__(self, dirpath: str):
+        super().__init__(dirpath=dirpath, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
 
 
 class AttentionDiagnostics(pl.Callback):

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from qdsbench import console
 from qdsbench.builders import build_callbacks, build_datamodule, build_loggers, build_task
-from qdsbench.callbacks import FitLogInterval, progress_bar
+from qdsbench.callbacks import FitLogInterval, LastCheckpoint, progress_bar
 from qdsbench.checkpoint_io import AtomicCheckpointIO
 from qdsbench.errors import UserError
 from qdsbench.resume import LAST_CHECKPOINT, checkpoint_step, resolve_resume, truncate_history
@@ -48,7 +48,23 @@ def seed_and_threads(cfg: DictConfig) -> None:
 
 
 def _checkpoint_callback(trainer: pl.Trainer) -> ModelCheckpoint | None:
-    return trainer.checkpoint_callback if isinstance(trainer.checkpoint_callback, ModelCheckpoint) else None
+    """The best-model checkpoint (the first ModelCheckpoint that is not the every-epoch LastCheckpoint)."""
+    return next(
+        (
+            c
+            for c in trainer.checkpoint_callbacks
+            if isinstance(c, ModelCheckpoint) and not isinstance(c, LastCheckpoint)
+        ),
+        None,
+    )
+
+
+def _last_checkpoint_path(trainer: pl.Trainer, checkpoint: ModelCheckpoint | None) -> str | None:
+    """The latest epoch's file: LastCheckpoint's one file, else (a config without it) the monitor's save_last."""
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, LastCheckpoint):
+            return callback.best_model_path or None
+    return checkpoint.last_model_path if checkpoint else None
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
@@ -211,7 +227,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         checkpoint = _checkpoint_callback(trainer)
         # a resumed run that was moved restores the paths Lightning saved before the move: re-root them here
         best = _in_this_run(checkpoint.best_model_path if checkpoint else None, run_dir, written_in)
-        last = _in_this_run(checkpoint.last_model_path if checkpoint else None, run_dir, written_in)
+        last = _in_this_run(_last_checkpoint_path(trainer, checkpoint), run_dir, written_in)
         record.update(checkpoints={"best": path_in_run(best, run_dir), "last": path_in_run(last, run_dir)})
         final = _scalars(trainer.callback_metrics)
         test_metrics: dict[str, float] = {}

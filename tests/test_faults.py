@@ -92,6 +92,27 @@ def test_a_sigterm_killed_run_resumes_to_the_uninterrupted_history_in_the_same_w
     assert summary["fit_seconds_cumulative"] == pytest.approx(summary["fit_seconds"] + first_attempt, abs=0.02)
 
 
+@pytest.mark.parametrize("callbacks", ["minimal", "default", "forecasting"])
+def test_last_ckpt_is_the_latest_epoch_even_when_the_best_is_an_earlier_one(make_cfg, tmp_path, callbacks):
+    """resume=auto reads last.ckpt: it must hold the latest epoch, not a copy of the best one (Lightning 2.6's
+    save_last). Monitoring the step in mode min makes the first epoch the best, whatever the data does."""
+    from qdsbench.train import train as train_in_process
+
+    cfg = make_cfg(
+        f"callbacks={callbacks}",
+        "callbacks.model_checkpoint.monitor=step",
+        "callbacks.model_checkpoint.mode=min",
+        "trainer.max_epochs=3",
+        *(["callbacks.early_stopping=null"] if callbacks == "forecasting" else []),
+    )
+    train_in_process(cfg)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    last = torch.load(checkpoints / "last.ckpt", weights_only=False)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert last["epoch"] == 2 and last["global_step"] == summary["global_step"]
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["epoch_000.ckpt", "last.ckpt"]  # the best kept too
+
+
 def test_a_second_process_cannot_take_a_locked_run_directory(tmp_path):
     holder = subprocess.Popen(
         [
