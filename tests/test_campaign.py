@@ -260,6 +260,19 @@ def test_the_plan_sums_each_table_and_counts_a_shared_run_in_both(tmp_path):
         )
 
 
+def test_the_plan_names_the_error_that_ended_a_units_last_attempt(tmp_path):
+    campaign = Campaign("qds", "paper", results=tmp_path, work=tmp_path, tables_=["tableA3"], check_data=False)
+    unit = campaign.units[0]
+    log = campaign.unit_dir(unit) / "campaign.log"
+    log.parent.mkdir(parents=True)
+    failed = "\n$ python -m qdsbench.cli.train a\nstarting\nqdsbench: error: P is within 0.05 of the identity\n"
+    log.write_text(failed)
+    line = next(x for x in campaign.plan() if unit.uid in x)
+    assert line.endswith(f"{unit.uid} (last attempt: P is within 0.05 of the identity)")
+    log.write_text(failed + "\n$ python -m qdsbench.cli.train b\nEpoch 0: val/acc 0.5\n")  # stopped, no error
+    assert next(x for x in campaign.plan() if unit.uid in x).endswith(unit.uid)
+
+
 def test_plan_for_every_paper_exits_zero():
     for paper in papers():
         out = subprocess.run(

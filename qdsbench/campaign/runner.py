@@ -193,6 +193,8 @@ class Campaign:
             cost = "—" if st.state in ("done", "no data") else _hours(st.estimate_s)
             done_what = "pieces done" if unit.kind == STAGE else "epochs logged"
             extra = f" ({done_what} {st.epochs_done})" if st.state == "partial" else ""
+            if st.state in ("partial", "todo") and (error := self.last_error(unit)):
+                extra += f" (last attempt: {error})"
             lines.append(f"{st.state:7s} {cost:>8s}  {unit.uid}{extra}")
         problems = sorted({p for u in self.units if (p := self.data_problem(u))}) if self.check_data else []
         lines += [f"no data: {p}" for p in problems]
@@ -208,6 +210,16 @@ class Campaign:
             + (f" plus {unknown} units with no estimate yet" if unknown else "")
         )
         return lines
+
+    def last_error(self, unit: Unit) -> str | None:
+        """The one-line error that ended the unit's last attempt here (a bad setting or a failed health check is
+        retried by every session until fixed, so the plan names it), or None."""
+        log = self.unit_dir(unit) / "campaign.log"
+        if not log.is_file():
+            return None
+        attempts = log.read_text(errors="replace").split("\n$ ")
+        errors = [line for line in attempts[-1].splitlines() if line.startswith("qdsbench: error: ")]
+        return errors[-1].removeprefix("qdsbench: error: ") if errors else None
 
     def commands(self) -> list[str]:
         """One shell line per unit not done: what a cluster array job (or a second machine) runs."""
