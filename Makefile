@@ -79,7 +79,7 @@ reproduce-qds-smoke: install ## the QDS campaign pipeline end to end on embedded
 reproduce-olinear: install data-link ## OLinear / DLinear / iTransformer campaign at PROTOCOL=paper for HOURS -> results/olinear/
 	$(MAKE) reproduce-paper PAPER=olinear
 
-reproduce-monarch: install data-mnist ## train the 197-token softmax ViT to >= 97% (about 2.7 h on one core; ARGS="--train-override num_threads=2": about 1.8 h), then the zero-shot grid on the 10k test images -> results/monarch/
+reproduce-monarch: install data-mnist ## train the 197-token softmax ViT to >= 97% (about 2.7 h on one core; ARGS="--train-override num_threads=2": 104 min measured), then the zero-shot grid on the 10k test images (25 min) -> results/monarch/
 	$(PY) scripts/monarch_grid.py logs/monarch/vit_converged --experiment monarch/vit_converged --train $(ARGS)
 
 $(BENCH_VENV)/.stamp: $(STAMP)

@@ -47,7 +47,8 @@ def test_the_grid_records_paired_counts_that_add_up_and_the_training_time(make_c
     run_dir, out = tmp_path / "run", tmp_path / "out"
     points = [({"name": "softmax"}, "all"), ({"name": "monarch", "block_size": 4, "num_steps": 1}, "all")]
     monkeypatch.setattr(monarch, "grid", lambda: points)
-    monarch.main([str(run_dir), "--out", str(out), "--experiment", "monarch/vit_long", "--diagnostic-samples", "150"])
+    argv = [str(run_dir), "--out", str(out), "--experiment", "monarch/vit_long", "--diagnostic-samples", "150"]
+    monarch.main([*argv, "--train", "--train-override", "num_threads=1"])  # finished: --train trains nothing
     with open(out / "conversion.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     meta = json.loads((out / "conversion.meta.json").read_text())
@@ -65,7 +66,7 @@ def test_the_grid_records_paired_counts_that_add_up_and_the_training_time(make_c
     assert meta["training_minutes"] == pytest.approx(last / 60)
     assert meta["experiment"] == "monarch/vit_long" and "--max-samples" not in meta["command"]
     assert meta["diagnostic_samples"] == 150 < meta["samples"]  # the first 150 images, across batches of 100
-    assert "--diagnostic-samples 150" in meta["command"]
+    assert "--diagnostic-samples 150" in meta["command"] and meta["command"].endswith("--train-override num_threads=1")
     text = (out / "conversion.md").read_text()
     assert "| +0.0000 [" in text  # softmax's change against itself
     assert text.count("| all |") == 2

@@ -304,6 +304,7 @@ def main(argv: list[str] | None = None) -> None:
             else []
         )
         + (["--train"] if args.train else [])
+        + [f"--train-override {o}" for o in (args.train_override or []) if args.train]
     )
     meta = {
         "run_dir": str(args.run_dir),
