@@ -78,7 +78,8 @@ def check_static_attention(
             raise DegenerateAttentionError(
                 f"static {backend.name} attention (layer {index}) is within {within} of the {kind} matrix at "
                 f"initialisation (mean diagonal {stats['mean_diagonal']:.3f}, spread across samples "
-                f"{stats['sample_spread']:.4f}); it cannot train out of it: change {FACTORS}"
+                f"{stats['sample_spread']:.4f}); such a start trained to chance or far below the others here "
+                f"(results/qds/README.md): change {FACTORS}, or train anyway with check_attention=false"
             )
         report.append(stats)
     return report
