@@ -95,13 +95,18 @@ def check_keys(conf_dir: Path, config_name: str, overrides: list[str]) -> None:
         compose(config_name, plain, conf_dir)
     except ConfigCompositionException as err:
         message = str(err)
-        if message.startswith("Could not override '"):
-            key = message.split("'")[1]
-            where, keys = _parent_keys(_compose_without_unknown_keys(conf_dir, config_name, plain), key)
+        if key := _unknown_key(message):
+            rest = [o for o in plain if not o.startswith(f"{key}=")]
+            where, keys = _parent_keys(_compose_without_unknown_keys(conf_dir, config_name, rest), key)
             raise PreflightError(
                 f"unknown config key '{key}'; valid keys of {where}: {', '.join(keys)} (prefix with + to add a new key)"
             ) from None
         raise PreflightError(_one_line(conf_dir, message)) from None
+
+
+def _unknown_key(message: str) -> str | None:
+    """The key of Hydra's "Could not override 'k'" (an override of a key the config lacks), else None."""
+    return message.split("'")[1] if message.startswith("Could not override '") else None
 
 
 def _compose_without_unknown_keys(conf_dir: Path, config_name: str, plain: list[str]) -> DictConfig:
@@ -110,9 +115,8 @@ def _compose_without_unknown_keys(conf_dir: Path, config_name: str, plain: list[
         try:
             return compose(config_name, plain, conf_dir)
         except ConfigCompositionException as err:
-            if not str(err).startswith("Could not override '"):
+            if not (key := _unknown_key(str(err))):
                 raise
-            key = str(err).split("'")[1]
             plain = [o for o in plain if not o.startswith(f"{key}=")]
 
 
