@@ -273,6 +273,24 @@ def test_the_plan_names_the_error_that_ended_a_units_last_attempt(tmp_path):
     assert next(x for x in campaign.plan() if unit.uid in x).endswith(unit.uid)
 
 
+def test_the_last_attempts_error_is_found_past_a_log_longer_than_the_tail_read(tmp_path):
+    """Only the log's tail is read; an attempt whose start lies before it is still the last one, and its error the
+    one named (an earlier attempt's error is not)."""
+    from qdsbench.campaign.runner import LOG_TAIL_BYTES
+
+    campaign = Campaign("qds", "paper", results=tmp_path, work=tmp_path, tables_=["tableA3"], check_data=False)
+    unit = campaign.units[0]
+    log = campaign.unit_dir(unit) / "campaign.log"
+    log.parent.mkdir(parents=True)
+    epochs = "".join(f"Epoch {i}: val/acc 0.5\n" for i in range(2 * LOG_TAIL_BYTES // 20))
+    old = "\n$ python -m qdsbench.cli.train a\nqdsbench: error: an old mistake\n"
+    log.write_text(old + "\n$ python -m qdsbench.cli.train b\n" + epochs + "qdsbench: error: data.seq_len=0 is bad\n")
+    assert log.stat().st_size > LOG_TAIL_BYTES
+    assert campaign.last_error(unit) == "data.seq_len=0 is bad"
+    log.write_text(old + "\n$ python -m qdsbench.cli.train b\n" + epochs)
+    assert campaign.last_error(unit) is None
+
+
 def test_plan_for_every_paper_exits_zero():
     for paper in papers():
         out = subprocess.run(

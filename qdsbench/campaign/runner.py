@@ -55,6 +55,7 @@ LABEL_KEYS = (
     "trainer.max_epochs",
 )
 START_OVERHEAD_S = 30.0  # process start, data loading and the final test, on top of the epochs
+LOG_TAIL_BYTES = 1 << 16  # of a unit's campaign.log, read for the error that ended its last attempt
 
 
 @dataclass
@@ -217,7 +218,10 @@ class Campaign:
         log = self.unit_dir(unit) / "campaign.log"
         if not log.is_file():
             return None
-        attempts = log.read_text(errors="replace").split("\n$ ")
+        with log.open("rb") as f:  # an error ends its attempt: the tail is enough, however long training logged
+            f.seek(max(0, f.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))
+            tail = f.read().decode(errors="replace")
+        attempts = tail.split("\n$ ")
         errors = [line for line in attempts[-1].splitlines() if line.startswith("qdsbench: error: ")]
         return errors[-1].removeprefix("qdsbench: error: ") if errors else None
 
