@@ -256,6 +256,23 @@ def test_cwe_common_words_are_ten_times_as_frequent_with_the_smallest_filling_fr
     assert len(body) - sum(counts.values()) < rare  # the words fill the body up to less than one rare word's share
 
 
+@pytest.mark.parametrize("length", [40, 64, 80, 100, 110, 128])
+def test_a_short_cwe_body_still_holds_rare_words_and_its_answer_is_the_strictly_most_common(length):
+    """Below about 110 tokens 10x common words fill the body alone (the answer is then every distinct word): the
+    common count drops until num_cw rare words fit, and stays the strict top num_cw by count."""
+    gen = RulerGenerator()
+    v, spec = gen.vocab, TASKS["cwe"]
+    for index in range(5):
+        s = gen.sample("cwe", length, 0, index)
+        counts = Counter(t for t in s.prompt[2:-2] if kind(v, t) == "word")
+        common = {r[0] for r in s.references}
+        rare = {w: c for w, c in counts.items() if w not in common}
+        assert len(common) == spec.num_cw and set(counts) >= common
+        if len(s.prompt) - 4 >= 3 * spec.num_cw:  # room for 2x common words and num_cw rare ones
+            assert len(rare) >= spec.num_cw, (length, len(rare))
+        assert min(counts[w] for w in common) >= 2 * max(rare.values(), default=1)
+
+
 def test_fwe_follows_zipf_and_its_answer_is_the_next_three_by_count():
     gen = RulerGenerator()
     v, alpha = gen.vocab, TASKS["fwe"].alpha

@@ -259,12 +259,18 @@ class RulerGenerator:
         return (self.noise_sentence * (missing // NOISE_SENTENCE_LEN + 1))[:missing] + words
 
     def _cwe(self, spec: TaskSpec, task: str, length: int, rng: random.Random) -> Sample:
-        """Common words: ``num_cw`` words appear 10x as often as the others (RULER: 30x vs 3x; 6x vs 1x < 4K)."""
+        """Common words: ``num_cw`` words appear 10x as often as the others (RULER: 30x vs 3x; 6x vs 1x < 4K).
+
+        A body too short for that (10 x num_cw common tokens would leave fewer than num_cw rare words: below about
+        110 tokens at num_cw = 10) lowers the common words' count until num_cw rare words fit, at least 2x: else the
+        body holds only the common words and "list the distinct words" answers the task."""
         budget = self._body_budget(length, 0)
         pool = rng.sample(range(self.vocab.n_words), self.vocab.n_words)
         common, rare = pool[: spec.num_cw], pool[spec.num_cw :]
         freq_rare = max(1, math.ceil(budget / (10 * spec.num_cw + len(rare))))
         freq_common = 10 * freq_rare
+        if freq_rare == 1 and budget < (freq_common + 1) * spec.num_cw:
+            freq_common = max(2, (budget - spec.num_cw) // spec.num_cw)
         n_rare = min(len(rare), max(0, (budget - freq_common * spec.num_cw) // freq_rare))
         counts = {self.vocab.word0 + w: freq_common for w in common}
         counts.update({self.vocab.word0 + w: freq_rare for w in rare[:n_rare]})
