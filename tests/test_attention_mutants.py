@@ -720,6 +720,41 @@ def test_sinkhorn_equals_plain_alternating_scaling(n_iter, shape, eps):
     np.testing.assert_allclose(got.numpy(), sinkhorn_reference(scores.numpy(), n_iter, eps), rtol=1e-10, atol=1e-14)
 
 
+def _log_domain_sinkhorn(scores, n_iter, eps):
+    """The log-domain path, reached through an all-true mask (the exp-domain fast path takes no mask)."""
+    from qdsbench.attention.sinkhorn import sinkhorn_log
+
+    return sinkhorn_log(scores, n_iter, eps, torch.ones_like(scores, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("n_iter", [2, 3, 4, 5])
+def test_sinkhorns_exp_domain_gradient_passes_gradcheck_and_equals_the_log_domains(n_iter):
+    from qdsbench.attention.sinkhorn import sinkhorn_log
+
+    g = torch.Generator().manual_seed(40 + n_iter)
+    scores = torch.randn(2, 5, 4, generator=g, dtype=torch.float64, requires_grad=True)  # n_q / n_k = 5 / 4
+    torch.autograd.gradcheck(lambda s: sinkhorn_log(s, n_iter, 0.7), (scores,))
+    weight = torch.randn(2, 5, 4, generator=g, dtype=torch.float64)
+    (fast,) = torch.autograd.grad((sinkhorn_log(scores, n_iter, 0.7) * weight).sum(), scores)
+    (slow,) = torch.autograd.grad((_log_domain_sinkhorn(scores, n_iter, 0.7) * weight).sum(), scores)
+    torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-12)
+
+
+def test_sinkhorn_recomputes_in_the_log_domain_when_a_column_underflows():
+    """A key every query scores ~100 below its best: exp(-100) sums below the float32 floor in the exp domain;
+    the log domain still balances that column, and so must the result."""
+    from qdsbench.attention.sinkhorn import sinkhorn_log
+
+    g = torch.Generator().manual_seed(50)
+    scores = torch.randn(3, 6, 6, generator=g)
+    scores[..., 2] -= 100.0
+    got = sinkhorn_log(scores, 4, 1.0)  # ends on a column step: every column sums to 1
+    torch.testing.assert_close(got.sum(-2), torch.ones(3, 6), rtol=0, atol=1e-5)
+    torch.testing.assert_close(got, _log_domain_sinkhorn(scores, 4, 1.0))
+    want = sinkhorn_reference(scores.double().numpy(), 4, 1.0)
+    np.testing.assert_allclose(got.double().numpy(), want, rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("n_iter", [1, 2, 3, 6])
 def test_sinkhorn_with_a_mask_scales_only_the_valid_block(n_iter):
     from qdsbench.attention.sinkhorn import sinkhorn_log
