@@ -73,8 +73,11 @@ class _ScaledSinkhorn(torch.autograd.Function):
         return y * (grad - (grad * y).sum(-1, keepdim=True)), None
 
 
-def sinkhorn_log(scores: torch.Tensor, n_iter: int, eps: float, mask: torch.Tensor | None = None) -> torch.Tensor:
-    if mask is None and n_iter >= 2:
+def sinkhorn_log(
+    scores: torch.Tensor, n_iter: int, eps: float, mask: torch.Tensor | None = None, exp_domain: bool = True
+) -> torch.Tensor:
+    """``exp_domain=False`` forces the log domain (the reference the tests and scripts/bench_attention.py use)."""
+    if mask is None and n_iter >= 2 and exp_domain:
         x = scores / eps
         half = x.dtype in (torch.float16, torch.bfloat16)
         p = _ScaledSinkhorn.apply(x.float() if half else x, n_iter)

@@ -26,6 +26,7 @@ import qdsbench  # noqa: F401  (thread settings)
 from qdsbench import attention
 from qdsbench.attention.base import MatrixAttention
 from qdsbench.attention.qr import QRAttention
+from qdsbench.attention.sinkhorn import SinkhornAttention, sinkhorn_log
 from qdsbench.config import REPO_ROOT
 from qdsbench.quantum import ansatz
 
@@ -43,6 +44,16 @@ class OldQRAttention(QRAttention):
     forward = MatrixAttention.forward
 
 
+class LogSinkhornAttention(SinkhornAttention):
+    """Sinkhorn as it was before the exp-domain fast path: log-sum-exps in autograd."""
+
+    def normalize(self, scores, mask=None):
+        return sinkhorn_log(scores, self.n_iter, self.eps, mask, exp_domain=False)
+
+
+OLD_BACKENDS = {"qr(old)": OldQRAttention, "sinkhorn(old)": LogSinkhornAttention}
+
+
 def backends_for(n: int) -> dict[str, dict]:
     chosen = {
         "softmax": {},
@@ -50,6 +61,7 @@ def backends_for(n: int) -> dict[str, dict]:
         "normsoftmax_var": {},
         "sinkhorn(3)": {"name": "sinkhorn", "n_iter": 3},
         "sinkhorn(21)": {"name": "sinkhorn", "n_iter": 21},
+        "sinkhorn(3,old)": {"name": "sinkhorn(old)", "n_iter": 3},
         "qr": {},
         "qr(float32)": {"name": "qr", "dtype": "float32"},
         "qr(old)": {"name": "qr(old)"},
@@ -112,7 +124,7 @@ def backend_table(batch: int, heads: int, dim: int, rounds: int) -> list[dict]:
         for label, options in backends_for(n).items():
             options = dict(options)
             name = options.pop("name", label)
-            backend = OldQRAttention(**options) if name == "qr(old)" else attention.create(name, **options)
+            backend = OLD_BACKENDS[name](**options) if name in OLD_BACKENDS else attention.create(name, **options)
             fns[label] = lambda b=backend, q=q, k=k, v=v: fwd_bwd(b, q, k, v)
         fns["qr floor"] = qr_floor(batch, heads, n)
         times, walls = time_round_robin(fns, rounds if n < 100 else max(5, 2 * rounds // 3))
@@ -270,7 +282,8 @@ def main() -> None:
         "## Forward + backward vs softmax (same inputs, same run)",
         "",
         "qr(old) is QR attention before this run's implementation (torch.linalg.qr with autograd's generic QR "
-        "backward), timed alongside for the speed-up; qr is the default (float64) backend the targets are about. "
+        "backward), and sinkhorn(3,old) Sinkhorn before its exp-domain fast path (log-sum-exps through autograd), "
+        "timed alongside for the speed-ups; qr is the default (float64) backend the targets are about. "
         "qr floor times only the float64 LAPACK / BLAS calls qr cannot avoid (Householder QR geqrf, forming Q with "
         "orgqr, the backward's two batched matmuls and triangular solve) on inputs of the same shape.",
         "",
