@@ -351,6 +351,17 @@ def forecasting_data_dir():
     return data
 
 
+def test_a_run_starts_only_when_its_estimate_with_the_margin_fits():
+    from qdsbench.campaign.budget import BUDGET_MARGIN, fits_in_budget
+
+    assert BUDGET_MARGIN > 1
+    hour = 3600.0
+    assert fits_in_budget(hour, BUDGET_MARGIN * hour)
+    assert not fits_in_budget(hour, BUDGET_MARGIN * hour - 1)  # fits without the margin, not with it
+    assert not fits_in_budget(hour, 0.5 * hour)
+    assert fits_in_budget(None, 1.0)  # nothing measured or hinted: the first run measures the cell
+
+
 def test_budget_too_small_starts_nothing(small_campaign):
     said = []
     assert small_campaign.run(hours=0.002, say=said.append) == 0  # 7 s: less than one run's estimate

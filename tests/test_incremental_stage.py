@@ -64,6 +64,7 @@ def test_a_stage_that_exits_zero_without_its_outputs_is_not_recorded_done(fake_c
 def test_pieces_fit_only_before_the_deadline_and_report_progress(tmp_path):
     pieces = Pieces(tmp_path / "p", tmp_path / "progress.json", deadline=time.time() + 60)
     assert pieces.fits(30) and not pieces.fits(120) and pieces.fits(None)
+    assert not pieces.fits(50)  # ends before the deadline, but not with the budget's 1.3x margin
     assert Pieces(tmp_path / "p", tmp_path / "progress.json").fits(1e9)  # no deadline: everything fits
     pieces.write("x", [{"a": 1}])
     pieces.report(["x", "y"], seconds_left=5.0)

@@ -2,10 +2,10 @@
 where it stopped, in another session or on another machine, once its finished pieces are committed.
 
 The campaign runner gives an incremental stage (a manifest stage with ``progress:``) its deadline in
-``QDSBENCH_STAGE_DEADLINE`` (Unix seconds); the stage starts a piece only if the piece's estimate fits before it,
-and rewrites the progress file after each piece (pieces done, total, seconds left by its estimate), which
-``qdsbench-reproduce --plan`` reads. A stage that stops at its deadline exits 0 with its final outputs not yet
-written: the runner then records nothing and the stage stays ``partial``.
+``QDSBENCH_STAGE_DEADLINE`` (Unix seconds); the stage starts a piece only if the piece's estimate fits before it
+(with budget.py's margin), and rewrites the progress file after each piece (pieces done, total, seconds left by
+its estimate), which ``qdsbench-reproduce --plan`` reads. A stage that stops at its deadline exits 0 with its final
+outputs not yet written: the runner then records nothing and the stage stays ``partial``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from qdsbench.atomic import atomic_write_text
+from qdsbench.campaign.budget import fits_in_budget
 from qdsbench.tables import read_csv, write_csv
 
 DEADLINE_ENV = "QDSBENCH_STAGE_DEADLINE"
@@ -44,8 +45,9 @@ class Pieces:
         return read_csv(self.path(name))
 
     def fits(self, estimate_s: float | None) -> bool:
-        """Whether a piece of about ``estimate_s`` seconds ends before the deadline (no deadline, no estimate: yes)."""
-        return self.deadline is None or estimate_s is None or time.time() + estimate_s <= self.deadline
+        """Whether a piece of about ``estimate_s`` seconds ends before the deadline, with the budget's margin (no
+        deadline, no estimate: yes)."""
+        return self.deadline is None or fits_in_budget(estimate_s, self.deadline - time.time())
 
     def write(self, name: str, rows: Sequence[dict[str, Any]]) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ from omegaconf import OmegaConf
 
 from qdsbench.campaign import figures, pieces, tables
 from qdsbench.campaign import records as rec
+from qdsbench.campaign.budget import BUDGET_MARGIN, fits_in_budget
 from qdsbench.campaign.manifest import (
     RUN,
     STAGE,
@@ -272,8 +273,11 @@ class Campaign:
                 while queue and len(running) < jobs and left > 0:
                     unit = queue.pop(0)
                     estimate = self.status(unit).estimate_s
-                    if estimate is not None and estimate > left and not self.incremental(unit):
-                        say(f"skip    {unit.uid}: needs about {_hours(estimate)}, {_hours(left)} left in the budget")
+                    if not self.incremental(unit) and not fits_in_budget(estimate, left):
+                        say(
+                            f"skip    {unit.uid}: needs about {_hours(estimate)} ({_hours(BUDGET_MARGIN * estimate)} "
+                            f"with the {BUDGET_MARGIN}x margin for a slower machine), {_hours(left)} left in the budget"
+                        )
                         continue
                     say(f"start   {unit.uid} (estimate {_hours(estimate) if estimate else 'none yet'})")
                     running[unit.uid] = (unit, self._launch(unit, deadline))
